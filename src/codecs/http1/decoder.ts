@@ -1,0 +1,394 @@
+import type { DecodeError, Decoder, DecoderCallbacks } from '../decoder.js';
+import { Llhttp, type ParserHandler } from './llhttp-adapter.js';
+import { Framing, WireMeter } from './wire-meter.js';
+
+/** Lower-case header name → value, or all values in order when the header was repeated. */
+export type HeaderMap = Record<string, string | string[]>;
+
+export interface Http1Message {
+  type: 'request' | 'response';
+  /** `"1.1"`, `"1.0"`. */
+  version: string;
+  /** Request only. */
+  method?: string;
+  /** Request only: the request-target as sent. */
+  target?: string;
+  /** Response only. */
+  statusCode?: number;
+  /** Response only: the reason phrase. */
+  reason?: string;
+  headers: HeaderMap;
+  trailers: HeaderMap | null;
+  /** Full decoded body length (after de-chunking), whatever was captured. */
+  bodySize: number;
+  /** The first `bodyCapture` bytes of the body, or null when there was none or capture is off. */
+  body: Buffer | null;
+  /** Bytes of the message on the wire: head + body framing + trailers. */
+  size: number;
+  startTime: number;
+  endTime: number;
+  /**
+   * Request: it asks to leave HTTP/1 (Upgrade header or CONNECT); the decoder holds further bytes until
+   * `upgradeAnswered()` says whether the server agreed. Response: the switch happened (101, 2xx to CONNECT);
+   * every later byte goes to `onTunnel`.
+   */
+  upgrade: boolean;
+  /** A 1xx response other than 101 (100 Continue, 103 Early Hints): the final response is still to come. */
+  interim: boolean;
+}
+
+export interface Http1DecoderOptions extends DecoderCallbacks<Http1Message> {
+  type: 'request' | 'response';
+  /**
+   * A message head was decoded; its body follows. The same object later reaches `onMessage`, complete.
+   * (A request's 100 Continue arrives before its body does, so pairing needs the head early.)
+   */
+  onHead?: (head: Http1Message) => void;
+  /** Largest accepted head (start line + headers), bytes. Default 64 KiB. */
+  maxHeaderSize?: number;
+  /** Body bytes kept per message (the rest is counted, not kept). Default 4096; 0 keeps none. */
+  bodyCapture?: number;
+  /**
+   * Response side: the method of the request this response answers (framing depends on it: a response to
+   * HEAD has no body, a 2xx to CONNECT opens a tunnel). Called once per response head.
+   */
+  requestMethod?: () => string | undefined;
+  /** Bytes after an accepted upgrade/CONNECT: counted or handed to another decoder, never parsed here. */
+  onTunnel?: (chunk: Uint8Array, time: number) => void;
+  /** The stream is joined mid-way: skip quietly to the first line that starts a message. */
+  midStream?: boolean;
+  /** Bytes a request decoder may hold while waiting to learn whether an upgrade was accepted. Default 1 MiB. */
+  maxHold?: number;
+}
+
+const enum Mode { Http, Hold, Tunnel, Resync }
+
+/** Request lines start with a method token; response lines with the version. Used to resynchronise. */
+const EMPTY = new Uint8Array(0);
+const RESPONSE_START = Buffer.from('HTTP/1.');
+const METHOD_STARTS = ['GET ', 'POST ', 'PUT ', 'DELETE ', 'HEAD ', 'OPTIONS ', 'PATCH ', 'CONNECT ', 'TRACE ']
+  .map((m) => Buffer.from(m));
+
+export class Http1Decoder implements Decoder, ParserHandler {
+  private readonly parser: Llhttp;
+  private readonly meter: WireMeter;
+  private readonly opts: Required<Pick<Http1DecoderOptions, 'bodyCapture' | 'maxHold'>> & Http1DecoderOptions;
+  private mode = Mode.Http;
+  private time = 0;
+  /** Completed by llhttp, waiting for the meter to measure them. */
+  private readonly done: Http1Message[] = [];
+  private readonly sizes: number[] = [];
+  private readonly held: Uint8Array[] = [];
+  private heldBytes = 0;
+  /** True while a message is under way (begun, not complete). */
+  private inMessage = false;
+  /** The last message switched protocols: llhttp stopped at its end. */
+  private switched = false;
+  /** In resync: whether the previous chunk ended at a line start. */
+  private atLineStart = false;
+  /** In resync: a line start cut by the chunk end that may still become a message start. */
+  private carry: Buffer | null = null;
+
+  // The message being parsed.
+  private msgStart = 0;
+  private rawHeaders: string[] = [];
+  private url = '';
+  private cur: Http1Message | null = null;
+  private bodyParts: Uint8Array[] = [];
+  private captured = 0;
+  private headsDone = false;
+
+  constructor(options: Http1DecoderOptions) {
+    this.opts = { bodyCapture: 4096, maxHold: 1 << 20, ...options };
+    this.parser = new Llhttp(options.type, options.maxHeaderSize ?? 64 * 1024, this);
+    if (options.midStream) { this.mode = Mode.Resync; this.atLineStart = true; }
+    this.meter = new WireMeter(
+      () => {},
+      (size) => { this.sizes.push(size); },
+    );
+  }
+
+  write(chunk: Uint8Array, time: number = Date.now()): void {
+    this.time = time;
+    let buf = chunk;
+    // A loop, not recursion: one chunk may hold many messages, errors and resyncs.
+    while (buf.length > 0) {
+      switch (this.mode) {
+        case Mode.Tunnel: this.opts.onTunnel?.(buf, time); return;
+        case Mode.Hold: this.hold(buf); return;
+        case Mode.Resync: {
+          if (this.carry) { buf = Buffer.concat([this.carry, buf]); this.carry = null; }
+          const at = this.findMessageStart(buf);
+          if (at < 0) return;
+          this.mode = Mode.Http;
+          buf = buf.subarray(at);
+          break;
+        }
+        case Mode.Http: buf = this.parse(buf); break;
+      }
+    }
+  }
+
+  gap(length: number, time: number = Date.now()): void {
+    this.time = time;
+    if (this.mode === Mode.Tunnel || length <= 0) return;
+    if (this.mode === Mode.Hold) { this.mode = Mode.Tunnel; return; } // bytes after an upgrade: not ours
+    this.fail('gap', `${length} bytes missing from the capture`, this.inMessage ? this.msgStart : time);
+    this.atLineStart = false;
+  }
+
+  end(time: number = Date.now()): void {
+    this.time = time;
+    if (this.mode !== Mode.Http) return;
+    if (!this.parser.finish()) {
+      const f = this.parser.failure!;
+      this.fail(f.code, f.reason, this.msgStart);
+      return;
+    }
+    this.meter.end();
+    this.flush();
+    if (this.inMessage) this.fail('truncated', 'the stream ended inside a message', this.msgStart);
+  }
+
+  /**
+   * Request side: the server answered the upgrade/CONNECT request. Accepted → the held bytes and all later
+   * ones are tunnel; refused → they are parsed as HTTP/1 again.
+   */
+  upgradeAnswered(accepted: boolean): void {
+    if (this.mode !== Mode.Hold) return;
+    const held = this.held.splice(0);
+    this.heldBytes = 0;
+    if (accepted) {
+      this.mode = Mode.Tunnel;
+      for (const c of held) this.opts.onTunnel?.(c, this.time);
+      return;
+    }
+    this.mode = Mode.Http;
+    this.parser.reset();
+    this.meter.reset();
+    for (const c of held) this.write(c, this.time);
+  }
+
+  /** Parse with llhttp; returns what is left for another mode (after an upgrade or an error). */
+  private parse(chunk: Uint8Array): Uint8Array {
+    const consumed = this.parser.execute(chunk);
+    if (consumed < 0) {
+      const f = this.parser.failure!;
+      const at = Math.min(Math.max(f.at, 0), chunk.length);
+      this.meter.scan(chunk.subarray(0, at));
+      this.flush();
+      this.fail(f.code, f.reason, this.inMessage ? this.msgStart : this.time);
+      // Look for the next message past the failure point, at least one byte on, so we always progress.
+      this.atLineStart = false;
+      return chunk.subarray(at + 1);
+    }
+    this.meter.scan(consumed === chunk.length ? chunk : chunk.subarray(0, consumed));
+    this.flush();
+    if (!this.switched) return EMPTY;
+    this.switched = false;
+    this.mode = this.opts.type === 'request' ? Mode.Hold : Mode.Tunnel;
+    return chunk.subarray(consumed);
+  }
+
+  private hold(chunk: Uint8Array): void {
+    if (this.heldBytes + chunk.length > this.opts.maxHold) {
+      // Nobody sends this much before an answer to an upgrade unless the answer was yes.
+      this.upgradeAnswered(true);
+      this.opts.onTunnel?.(chunk, this.time);
+      return;
+    }
+    this.held.push(Buffer.from(chunk)); // copy: the caller owns its chunks
+    this.heldBytes += chunk.length;
+  }
+
+  /** Pair llhttp's completed messages with the meter's sizes, in order, and deliver them. */
+  private flush(): void {
+    while (this.done.length > 0 && this.sizes.length > 0) {
+      const m = this.done.shift()!;
+      m.size = this.sizes.shift()!;
+      this.opts.onMessage(m);
+    }
+  }
+
+  private fail(code: string, reason: string, startTime: number): void {
+    const err: DecodeError = { code, reason, startTime, endTime: this.time, size: 0 };
+    // Messages llhttp completed but the meter could not place are still good messages: deliver them.
+    for (const m of this.done.splice(0)) this.opts.onMessage(m);
+    this.sizes.length = 0;
+    this.parser.reset();
+    this.meter.reset();
+    this.resetMessage();
+    this.inMessage = false;
+    this.switched = false;
+    this.carry = null;
+    this.mode = Mode.Resync;
+    this.opts.onError?.(err);
+  }
+
+  /** Offset of a plausible message start in `chunk`, or -1. Only line starts count. */
+  private findMessageStart(chunk: Uint8Array): number {
+    const starts = this.opts.type === 'response' ? [RESPONSE_START] : METHOD_STARTS;
+    let lineStart = this.atLineStart ? 0 : -1;
+    for (;;) {
+      if (lineStart >= 0) {
+        let partial = false;
+        for (const s of starts) {
+          const m = matchPrefix(chunk, lineStart, s);
+          if (m === s.length) return lineStart;
+          if (m === chunk.length - lineStart) partial = true;
+        }
+        if (partial) {
+          // Too few bytes to tell: keep them for the next chunk.
+          this.carry = Buffer.from(chunk.subarray(lineStart));
+          this.atLineStart = true;
+          return -1;
+        }
+      }
+      const lf = (chunk as Buffer).indexOf(10, lineStart + 1);
+      if (lf < 0) {
+        this.atLineStart = false;
+        return -1;
+      }
+      lineStart = lf + 1;
+      if (lineStart >= chunk.length) { this.atLineStart = true; return -1; }
+    }
+  }
+
+  private resetMessage(): void {
+    this.rawHeaders = [];
+    this.url = '';
+    this.cur = null;
+    this.bodyParts = [];
+    this.captured = 0;
+    this.headsDone = false;
+  }
+
+  // ---- llhttp callbacks (ParserHandler) ----
+
+  onMessageBegin(): void {
+    this.inMessage = true;
+    this.msgStart = this.time;
+  }
+
+  onHeaderBatch(raw: string[], url: string): void {
+    if (this.headsDone) {
+      if (this.cur) this.cur.trailers = addHeaders(this.cur.trailers ?? Object.create(null), raw);
+      return;
+    }
+    for (let i = 0; i < raw.length; i++) this.rawHeaders.push(raw[i]);
+    this.url += url;
+  }
+
+  onHeadersComplete(
+    rawHeaders: string[] | null, method: string | undefined, url: string | null, statusCode: number,
+    statusMessage: string, upgrade: boolean, major: number, minor: number,
+  ): number {
+    const headers = addHeaders(Object.create(null) as HeaderMap, rawHeaders ?? this.rawHeaders);
+    const isRequest = this.opts.type === 'request';
+    const m: Http1Message = {
+      type: this.opts.type,
+      version: `${major}.${minor}`,
+      method: undefined, target: undefined, statusCode: undefined, reason: undefined,
+      headers, trailers: null, bodySize: 0, body: null, size: 0,
+      startTime: this.msgStart, endTime: 0, upgrade: false, interim: false,
+    };
+    this.cur = m;
+    this.headsDone = true;
+    let ret = 0;
+    let framing: Framing;
+    let length = 0;
+    if (isRequest) {
+      m.method = method;
+      m.target = url ?? this.url;
+      m.upgrade = upgrade;
+      framing = bodyFraming(headers, false);
+    } else {
+      m.statusCode = statusCode;
+      m.reason = statusMessage;
+      const reqMethod = statusCode >= 200 || statusCode === 101 ? this.opts.requestMethod?.() : undefined;
+      if (statusCode === 101 || (reqMethod === 'CONNECT' && statusCode >= 200 && statusCode < 300)) {
+        m.upgrade = true;
+        framing = Framing.None;
+        ret = 2;
+      } else if (statusCode < 200) {
+        m.interim = true;
+        framing = Framing.None;
+      } else if (reqMethod === 'HEAD' || statusCode === 204 || statusCode === 304) {
+        framing = Framing.None;
+        ret = reqMethod === 'HEAD' ? 1 : 0;
+      } else {
+        framing = bodyFraming(headers, true);
+      }
+      if (upgrade && statusCode === 101) ret = 0; // llhttp already switches on 101
+    }
+    if (framing === Framing.Length) length = contentLength(headers);
+    this.meter.expect(framing, length, m.upgrade);
+    this.opts.onHead?.(m);
+    return ret;
+  }
+
+  onBody(chunk: Uint8Array): void {
+    const m = this.cur;
+    if (!m) return;
+    m.bodySize += chunk.length;
+    const room = this.opts.bodyCapture - this.captured;
+    if (room > 0) {
+      const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
+      this.bodyParts.push(part);
+      this.captured += part.length;
+    }
+  }
+
+  onMessageComplete(): void {
+    const m = this.cur;
+    this.inMessage = false;
+    if (!m) { this.resetMessage(); return; }
+    m.endTime = this.time;
+    // llhttp hands each body piece over as a fresh Buffer, so keeping one needs no copy.
+    if (this.bodyParts.length === 1) m.body = this.bodyParts[0] as Buffer;
+    else if (this.bodyParts.length > 1) m.body = Buffer.concat(this.bodyParts);
+    if (m.upgrade) this.switched = true;
+    this.done.push(m);
+    this.resetMessage();
+  }
+}
+
+export function http1Decoder(options: Http1DecoderOptions): Http1Decoder {
+  return new Http1Decoder(options);
+}
+
+/** How many bytes of `s` match `buf` at `at` (stops at the first difference or the end of `buf`). */
+function matchPrefix(buf: Uint8Array, at: number, s: Uint8Array): number {
+  let i = 0;
+  while (i < s.length && at + i < buf.length && buf[at + i] === s[i]) i++;
+  return i;
+}
+
+function addHeaders(into: HeaderMap, raw: string[]): HeaderMap {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    const value = raw[i + 1];
+    const prev = into[name];
+    if (prev === undefined) into[name] = value;
+    else if (typeof prev === 'string') into[name] = [prev, value];
+    else prev.push(value);
+  }
+  return into;
+}
+
+/** RFC 9112 §6.3, as llhttp applies it (it has already rejected conflicting lengths). */
+function bodyFraming(h: HeaderMap, response: boolean): Framing {
+  const te = h['transfer-encoding'];
+  if (te !== undefined) {
+    const last = (Array.isArray(te) ? te.join(',') : te).split(',').pop()!.trim().toLowerCase();
+    if (last === 'chunked') return Framing.Chunked;
+    return response ? Framing.UntilEof : Framing.None;
+  }
+  if (h['content-length'] !== undefined) return Framing.Length;
+  return response ? Framing.UntilEof : Framing.None;
+}
+
+function contentLength(h: HeaderMap): number {
+  const v = h['content-length'];
+  return Number(Array.isArray(v) ? v[0] : v) || 0;
+}

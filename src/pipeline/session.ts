@@ -1,0 +1,51 @@
+import type { ExchangeRecord, Peer } from '../record.js';
+import type { TraceOptions } from '../trace.js';
+
+export type Side = 'client' | 'server';
+
+/** Options every protocol session understands. */
+export interface SessionOptions extends TraceOptions {
+  /** Body bytes captured per message (default 4096; 0 = none). */
+  bodyCapture?: number;
+  /** Largest HTTP/1 head accepted, bytes (default 64 KiB). */
+  maxHeaderSize?: number;
+  /** The connection was already open when watching began: skip quietly to the first whole message. */
+  midStream?: boolean;
+}
+
+export interface SessionContext {
+  client: Peer;
+  server: Peer;
+  connectionId: string;
+  options: SessionOptions;
+  emit(record: ExchangeRecord): void;
+}
+
+/**
+ * One protocol's view of one connection: it owns a decoder per direction and pairs their messages into
+ * exchange records. Decoders decode; sessions pair.
+ */
+export interface ProtocolSession {
+  write(side: Side, chunk: Uint8Array, time: number): void;
+  gap(side: Side, length: number, time: number): void;
+  end(side: Side, time: number): void;
+  /** The connection is over: every exchange still open becomes a record now. */
+  close(time: number): void;
+  /** Exchanges started before `before` and still unanswered become `timeout` records. */
+  expire(before: number): void;
+  /** startTime of the oldest exchange not yet emitted, or Infinity. */
+  oldestPending(): number;
+  /** Bytes seen after a protocol switch (Upgrade/CONNECT), per side. */
+  readonly tunnelBytes: { client: number; server: number };
+}
+
+/** How a protocol is recognised from the first bytes of a direction, and how its session is made. */
+export interface ProtocolModule {
+  name: string;
+  /**
+   * 'request' or 'response' when these first bytes open such a message of this protocol, null when they
+   * cannot, undefined when more bytes are needed to tell.
+   */
+  classify(first: Uint8Array): 'request' | 'response' | null | undefined;
+  create(ctx: SessionContext): ProtocolSession;
+}

@@ -1,0 +1,99 @@
+/**
+ * Trace context from headers (HTTP), metadata (gRPC) or attachments (Dubbo): one rule set for every protocol,
+ * as `record.md` orders it. Names match case-insensitively; the first source that yields a value wins.
+ */
+
+export interface TraceOptions {
+  /** Extra header/metadata/attachment names holding a trace id, tried after the standard ones. */
+  traceKeys?: readonly string[];
+  /** Extra names holding a span id. */
+  spanKeys?: readonly string[];
+}
+
+export interface TraceContext {
+  traceId: string | null;
+  spanId: string | null;
+  xRequestId: string | null;
+}
+
+/** Looks a lower-case name up; returns the first value when repeated. */
+export type FieldLookup = (lowerName: string) => string | undefined;
+
+/** A lookup over a map whose keys are already lower-case (HTTP/1 headers, HTTP/2 and gRPC metadata). */
+export function lowerCaseLookup(map: Record<string, unknown>): FieldLookup {
+  return (name) => first(map[name]);
+}
+
+/** A lookup over a map with keys in any case (Dubbo attachments). */
+export function anyCaseLookup(map: Record<string, unknown> | Map<string, unknown>): FieldLookup {
+  const lower = new Map<string, unknown>();
+  const entries = map instanceof Map ? map.entries() : Object.entries(map);
+  for (const [k, v] of entries) if (!lower.has(k.toLowerCase())) lower.set(k.toLowerCase(), v);
+  return (name) => first(lower.get(name));
+}
+
+function first(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v)) return typeof v[0] === 'string' ? v[0] : undefined;
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  return undefined;
+}
+
+export function traceContext(get: FieldLookup, opts?: TraceOptions): TraceContext {
+  let traceId: string | null = null;
+  let spanId: string | null = null;
+  const take = (t: string | null | undefined, s: string | null | undefined) => {
+    if (traceId === null && t) traceId = t;
+    if (spanId === null && s) spanId = s;
+  };
+
+  // W3C: version-traceid-parentid-flags
+  const tp = get('traceparent');
+  if (tp) {
+    const f = tp.trim().split('-');
+    if (f.length >= 4) take(f[1], f[2]);
+  }
+  // SkyWalking: sample-traceId(b64)-segmentId(b64)-spanId-...
+  if (traceId === null || spanId === null) {
+    const sw = get('sw8');
+    if (sw) {
+      const f = sw.trim().split('-');
+      if (f.length >= 4) take(base64Text(f[1]), f[2] ? `${base64Text(f[2]) ?? ''}-${f[3]}` : null);
+    }
+  }
+  // B3 single header: traceid-spanid[-sampled[-parent]]; "0"/"1"/"d" alone carry no ids.
+  if (traceId === null || spanId === null) {
+    const b3 = get('b3');
+    if (b3 && b3.includes('-')) {
+      const f = b3.trim().split('-');
+      take(f[0], f[1]);
+    }
+  }
+  if (traceId === null || spanId === null) take(get('x-b3-traceid'), get('x-b3-spanid'));
+  // Jaeger: trace:span:parent:flags, sometimes URL-encoded.
+  if (traceId === null || spanId === null) {
+    const u = get('uber-trace-id');
+    if (u) {
+      const f = (u.includes('%') ? safeDecode(u) : u).trim().split(':');
+      if (f.length >= 2) take(f[0], f[1]);
+    }
+  }
+  if (opts?.traceKeys) for (const k of opts.traceKeys) take(get(k.toLowerCase()), null);
+  if (opts?.spanKeys) for (const k of opts.spanKeys) take(null, get(k.toLowerCase()));
+
+  return { traceId, spanId, xRequestId: get('x-request-id') ?? null };
+}
+
+function base64Text(s: string | undefined): string | null {
+  if (!s) return null;
+  const t = Buffer.from(s, 'base64').toString('utf8');
+  return t.length > 0 ? t : null;
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}

@@ -1,0 +1,23 @@
+import { defineConfig } from 'tsup';
+
+export default defineConfig([
+  {
+    // The library: one chunked build so shared modules are not duplicated between entries,
+    // and `sideEffects: false` lets bundlers drop what a user does not import.
+    entry: { index: 'src/index.ts', 'bpf/index': 'src/bpf/index.ts' },
+    format: ['esm', 'cjs'],
+    dts: true,
+    splitting: true,
+    sourcemap: true,
+    clean: true,
+    target: 'node20',
+    treeshake: true,
+  },
+  {
+    entry: { cli: 'src/cli/main.ts' },
+    format: ['esm'],
+    sourcemap: true,
+    target: 'node20',
+    banner: { js: '#!/usr/bin/env node' },
+  },
+]);
