@@ -12,6 +12,8 @@ export default defineConfig([
     clean: true,
     target: 'node20',
     treeshake: true,
+    // import.meta.url in the CJS build (the llhttp adapter resolves Node's binding with it).
+    shims: true,
   },
   {
     entry: { cli: 'src/cli/main.ts' },

@@ -87,8 +87,9 @@ export class Http1Session implements ProtocolSession {
   }
 
   oldestPending(): number {
-    for (const x of this.queue) if (!x.expired) return x.start;
-    return Infinity;
+    const t = Math.min(this.requests.messageStart, this.responses.messageStart);
+    for (const x of this.queue) if (!x.expired) return Math.min(t, x.start);
+    return t;
   }
 
   /** The exchange the next final response answers. */
@@ -166,7 +167,7 @@ export class Http1Session implements ProtocolSession {
       connectionId: this.ctx.connectionId,
       startTime: start,
       endTime,
-      duration: endTime === null ? null : endTime - start,
+      duration: endTime === null ? null : Math.round((endTime - start) * 1000) / 1000, // µs: float noise is not information
       status,
       code: res?.statusCode ?? null,
       endpoint: request.path ?? '',

@@ -108,6 +108,11 @@ export class Http1Decoder implements Decoder, ParserHandler {
     );
   }
 
+  /** Start time of the message being decoded, or Infinity between messages. */
+  get messageStart(): number {
+    return this.inMessage ? this.msgStart : Infinity;
+  }
+
   write(chunk: Uint8Array, time: number = Date.now()): void {
     this.time = time;
     let buf = chunk;

@@ -1,0 +1,263 @@
+import type { ExchangeRecord, Peer } from '../record.js';
+import { Conversation } from '../pipeline/conversation.js';
+import { protocolByName, protocols } from '../pipeline/protocols.js';
+import type { SessionOptions, Side } from '../pipeline/session.js';
+import type { TcpSegment } from './packet.js';
+import { TcpStream } from './reassembly.js';
+
+export interface FlowOptions extends SessionOptions {
+  /** Force a protocol for connections to a server port: `{ 3550: 'http2' }`. */
+  decode?: Record<number, string>;
+  /** A request unanswered this long (ms, capture time) becomes a `timeout` record. Default 60 000. */
+  timeout?: number;
+}
+
+interface Direction { stream: TcpStream; sawData: boolean }
+
+/** One TCP connection seen in a capture. */
+class Flow {
+  /** Endpoint key of the side that opened (or is judged to have opened) the connection. */
+  clientKey: string | null = null;
+  conversation: Conversation | null = null;
+  /** Bytes that arrived before client and server could be told apart. */
+  early: { key: string; chunk: Buffer | null; gap: number; time: number }[] = [];
+  earlyBytes = 0;
+  readonly dirs = new Map<string, Direction>();
+  lastSeen = 0;
+  closed = false;
+  sawSyn = false;
+
+  constructor(readonly a: Peer, readonly b: Peer) {}
+}
+
+const keyOf = (ip: string, port: number) => `${ip}|${port}`;
+
+/**
+ * Turns TCP segments into exchange records: a connection table with reassembly per direction, a conversation
+ * per connection, timeouts in capture time, and records released in `startTime` order.
+ */
+export class FlowTable {
+  private readonly flows = new Map<string, Flow>();
+  private readonly out: RecordHeap = new RecordHeap();
+  private nextId = 1;
+  private now = 0;
+  private lastSweep = 0;
+  private packetsSinceRelease = 0;
+  readonly stats = { connections: 0, undecoded: 0, segments: 0 };
+
+  constructor(private readonly opts: FlowOptions, private readonly onRecord: (r: ExchangeRecord) => void) {}
+
+  segment(s: TcpSegment, time: number): void {
+    this.stats.segments++;
+    if (time > this.now) this.now = time;
+    const src = keyOf(s.srcIp, s.srcPort);
+    const dst = keyOf(s.dstIp, s.dstPort);
+    const id = src < dst ? `${src}>${dst}` : `${dst}>${src}`;
+    let flow = this.flows.get(id);
+    if (flow && flow.closed && s.syn && !s.ackFlag) { this.finishFlow(id, flow, time); flow = undefined; } // port reuse
+    if (!flow) {
+      if (s.rst) return;
+      flow = new Flow({ ip: s.srcIp, port: s.srcPort }, { ip: s.dstIp, port: s.dstPort });
+      this.flows.set(id, flow);
+      this.stats.connections++;
+    }
+    flow.lastSeen = time;
+    const dir = this.direction(flow, src);
+    if (s.syn) {
+      flow.sawSyn = true;
+      dir.stream.syn(s.seq);
+      if (!flow.clientKey) this.setClient(flow, s.ackFlag ? dst : src, time);
+    } else {
+      dir.stream.segment(s.seq, s.payload, s.fin, time);
+    }
+    if (s.ackFlag) this.direction(flow, dst).stream.acked(s.ack, time);
+    if (s.rst || this.bothFinished(flow)) {
+      flow.closed = true;
+      this.finishFlow(id, flow, time);
+    }
+    if (++this.packetsSinceRelease >= 256) this.release();
+    if (time - this.lastSweep >= 1000) this.sweep(time);
+  }
+
+  /** End of capture: every connection's pending exchanges become records; all records are released. */
+  end(): void {
+    for (const [id, flow] of this.flows) this.finishFlow(id, flow, this.now);
+    this.out.drainAll(this.onRecord);
+  }
+
+  private direction(flow: Flow, key: string): Direction {
+    let d = flow.dirs.get(key);
+    if (!d) {
+      d = {
+        sawData: false,
+        stream: new TcpStream({
+          onData: (chunk, time) => this.data(flow, key, chunk, 0, time),
+          onGap: (length, time) => this.data(flow, key, null, length, time),
+        }),
+      };
+      flow.dirs.set(key, d);
+    }
+    return d;
+  }
+
+  private bothFinished(flow: Flow): boolean {
+    if (flow.dirs.size < 2) return false;
+    for (const d of flow.dirs.values()) if (!d.stream.finished) return false;
+    return true;
+  }
+
+  private data(flow: Flow, key: string, chunk: Uint8Array | null, gap: number, time: number): void {
+    if (chunk) flow.dirs.get(key)!.sawData = true;
+    if (flow.conversation) { this.feed(flow, key, chunk, gap, time); return; }
+    flow.early.push({ key, chunk: chunk ? Buffer.from(chunk) : null, gap, time });
+    flow.earlyBytes += chunk?.length ?? 0;
+    if (!flow.clientKey) this.judgeRoles(flow, false, time);
+  }
+
+  private feed(flow: Flow, key: string, chunk: Uint8Array | null, gap: number, time: number): void {
+    const side: Side = key === flow.clientKey ? 'client' : 'server';
+    if (chunk) flow.conversation!.write(side, chunk, time);
+    else flow.conversation!.gap(side, gap, time);
+  }
+
+  /**
+   * No SYN seen: the side whose first bytes open a request is the client (or the other one, if they open a
+   * response); failing that, a forced `--decode` port or the lower port marks the server.
+   */
+  private judgeRoles(flow: Flow, final: boolean, time: number): void {
+    const [ka, kb] = [keyOf(flow.a.ip, flow.a.port), keyOf(flow.b.ip, flow.b.port)];
+    const forcedA = this.opts.decode?.[flow.a.port];
+    const forcedB = this.opts.decode?.[flow.b.port];
+    if (forcedA && !forcedB) return this.setClient(flow, kb, time);
+    if (forcedB && !forcedA) return this.setClient(flow, ka, time);
+    const firstOf = (k: string) => {
+      const parts = flow.early.filter((e) => e.key === k && e.chunk).map((e) => e.chunk!);
+      return parts.length ? Buffer.concat(parts).subarray(0, 64) : null;
+    };
+    let undecided = false;
+    for (const k of [ka, kb]) {
+      const first = firstOf(k);
+      if (!first) continue;
+      for (const m of protocols) {
+        const v = m.classify(first);
+        if (v === 'request') return this.setClient(flow, k, time);
+        if (v === 'response') return this.setClient(flow, k === ka ? kb : ka, time);
+        if (v === undefined) undecided = true;
+      }
+    }
+    const bothSpoke = firstOf(ka) !== null && firstOf(kb) !== null;
+    if (final || flow.earlyBytes > 64 * 1024 || (bothSpoke && !undecided)) {
+      this.setClient(flow, flow.a.port > flow.b.port ? ka : flow.a.port < flow.b.port ? kb : ka, time);
+    }
+  }
+
+  private setClient(flow: Flow, clientKey: string, time: number): void {
+    flow.clientKey = clientKey;
+    const [client, server] = keyOf(flow.a.ip, flow.a.port) === clientKey ? [flow.a, flow.b] : [flow.b, flow.a];
+    const forced = this.opts.decode?.[server.port];
+    if (forced && !protocolByName(forced)) throw new Error(`unknown protocol "${forced}"`);
+    flow.conversation = new Conversation({
+      ...this.opts,
+      client, server,
+      connectionId: String(this.nextId++),
+      protocol: forced ?? 'auto',
+      midStream: !flow.sawSyn,
+      onRecord: (r) => this.out.push(r),
+    });
+    const early = flow.early;
+    flow.early = [];
+    flow.earlyBytes = 0;
+    for (const e of early) this.feed(flow, e.key, e.chunk, e.gap, e.time);
+    void time;
+  }
+
+  private finishFlow(id: string, flow: Flow, time: number): void {
+    for (const d of flow.dirs.values()) d.stream.flush(time);
+    if (!flow.conversation && flow.early.length > 0) this.judgeRoles(flow, true, time);
+    const c = flow.conversation;
+    if (c) {
+      if (flow.closed) {
+        // FIN/RST: EOF on both sides (close-delimited bodies complete), then whatever is open is reported.
+        c.end('client', time);
+        c.end('server', time);
+      }
+      c.close(time);
+      if (c.protocol === 'unknown' || c.protocol === null) this.stats.undecoded++;
+    }
+    this.flows.delete(id);
+  }
+
+  /** Once a second of capture time: expire unanswered requests, forget idle connections. */
+  private sweep(now: number): void {
+    this.lastSweep = now;
+    const timeout = this.opts.timeout ?? 60_000;
+    for (const [id, flow] of this.flows) {
+      flow.conversation?.expire(now - timeout);
+      if (now - flow.lastSeen > 2 * timeout) this.finishFlow(id, flow, now);
+    }
+    this.release();
+  }
+
+  /** Release every record that no open exchange can precede any more. */
+  private release(): void {
+    this.packetsSinceRelease = 0;
+    let watermark = this.now;
+    for (const flow of this.flows.values()) {
+      const p = flow.conversation ? flow.conversation.oldestPending()
+        : flow.early.length > 0 ? flow.early[0].time : Infinity;
+      if (p < watermark) watermark = p;
+    }
+    this.out.drainBefore(watermark, this.onRecord);
+  }
+}
+
+/** Min-heap of records by startTime (stable for equal times). */
+class RecordHeap {
+  private items: { r: ExchangeRecord; n: number }[] = [];
+  private seq = 0;
+
+  push(r: ExchangeRecord): void {
+    const a = this.items;
+    a.push({ r, n: this.seq++ });
+    let i = a.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!less(a[i], a[p])) break;
+      [a[i], a[p]] = [a[p], a[i]];
+      i = p;
+    }
+  }
+
+  drainBefore(t: number, out: (r: ExchangeRecord) => void): void {
+    while (this.items.length > 0 && this.items[0].r.startTime <= t) out(this.pop());
+  }
+
+  drainAll(out: (r: ExchangeRecord) => void): void {
+    while (this.items.length > 0) out(this.pop());
+  }
+
+  private pop(): ExchangeRecord {
+    const a = this.items;
+    const top = a[0].r;
+    const last = a.pop()!;
+    if (a.length > 0) {
+      a[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && less(a[l], a[m])) m = l;
+        if (r < a.length && less(a[r], a[m])) m = r;
+        if (m === i) break;
+        [a[i], a[m]] = [a[m], a[i]];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+function less(x: { r: ExchangeRecord; n: number }, y: { r: ExchangeRecord; n: number }): boolean {
+  return x.r.startTime < y.r.startTime || (x.r.startTime === y.r.startTime && x.n < y.n);
+}

@@ -1,0 +1,155 @@
+import { createReadStream } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { CaptureDecoder } from '../capture/read.js';
+import type { ExchangeRecord } from '../record.js';
+import { protocols } from '../pipeline/protocols.js';
+import { formatTableRow, TABLE_HEADER } from './table.js';
+
+const USAGE = `usage: flowtap <command> [options]
+
+commands:
+  read FILE      decode a pcap/pcapng capture into exchange records
+  dump           run the transparent tap proxy (not in this build yet)
+
+run "flowtap <command> --help" for a command's options`;
+
+const READ_USAGE = `usage: flowtap read FILE [options]
+
+Decodes every TCP connection in FILE (pcap or pcapng) and prints one exchange record
+per line (JSON, ordered by startTime), then exits 0. Protocols are detected per
+connection from the first bytes, on any port.
+
+options:
+  --format jsonl|table   output format (default jsonl)
+  --decode PORT=PROTO    decode connections to PORT as PROTO (${protocols.map((p) => p.name).join(', ')}); repeatable
+  --trace-key NAME       extra header holding a trace id; repeatable
+  --span-key NAME        extra header holding a span id; repeatable
+  --body-capture BYTES   body bytes kept per message (default 4096, 0 for none)
+  --timeout SECONDS      a request unanswered this long is a timeout (default 60)
+  --proto-dir DIR        protobuf schemas for gRPC (not in this build yet)
+  -h, --help             show this help
+
+exit status: 0 done, 2 bad arguments or a file that cannot be read as a capture`;
+
+class UsageError extends Error {}
+
+function main(argv: string[]): Promise<number> | number {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return command === undefined ? 2 : 0;
+  }
+  try {
+    if (command === 'read') return read(rest);
+    if (command === 'dump') {
+      process.stderr.write('flowtap dump: the tap proxy is not in this build yet\n');
+      return 2;
+    }
+    throw new UsageError(`unknown command "${command}"`);
+  } catch (e) {
+    return usageFailure(e, command === 'read' ? READ_USAGE : USAGE);
+  }
+}
+
+function usageFailure(e: unknown, usage: string): number {
+  const msg = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`flowtap: ${msg}\n\n${usage}\n`);
+  return 2;
+}
+
+function read(args: string[]): Promise<number> | number {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        format: { type: 'string', default: 'jsonl' },
+        decode: { type: 'string', multiple: true },
+        'trace-key': { type: 'string', multiple: true },
+        'span-key': { type: 'string', multiple: true },
+        'body-capture': { type: 'string' },
+        timeout: { type: 'string' },
+        'proto-dir': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    // parseArgs explains in a sentence with a hint; keep the first line.
+    throw new UsageError((e as Error).message.split('\n')[0]);
+  }
+  const { values: v, positionals } = parsed;
+  if (v.help) { process.stdout.write(READ_USAGE + '\n'); return 0; }
+  if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'read needs a capture file' : 'read takes one file');
+  if (v.format !== 'jsonl' && v.format !== 'table') throw new UsageError(`--format must be jsonl or table, not "${v.format}"`);
+  if (v['proto-dir'] !== undefined) throw new UsageError('--proto-dir: gRPC decoding is not in this build yet');
+  const decode: Record<number, string> = {};
+  for (const d of v.decode ?? []) {
+    const m = /^(\d{1,5})=([a-z0-9]+)$/.exec(d);
+    if (!m || Number(m[1]) > 65535) throw new UsageError(`--decode takes PORT=PROTO, e.g. 8080=http1, not "${d}"`);
+    if (!protocols.some((p) => p.name === m[2])) {
+      throw new UsageError(`--decode: unknown protocol "${m[2]}" (known: ${protocols.map((p) => p.name).join(', ')})`);
+    }
+    decode[Number(m[1])] = m[2];
+  }
+  const bodyCapture = v['body-capture'] === undefined ? 4096 : wholeNumber('--body-capture', v['body-capture']);
+  const timeout = v.timeout === undefined ? 60_000 : wholeNumber('--timeout', v.timeout) * 1000;
+  return readFile(positionals[0], v.format, {
+    decode, bodyCapture, timeout, traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [],
+  });
+}
+
+function wholeNumber(flag: string, s: string): number {
+  if (!/^\d+$/.test(s)) throw new UsageError(`${flag} takes a whole number, not "${s}"`);
+  return Number(s);
+}
+
+async function readFile(
+  path: string, format: 'jsonl' | 'table',
+  options: ConstructorParameters<typeof CaptureDecoder>[0],
+): Promise<number> {
+  let out = format === 'table' ? TABLE_HEADER + '\n' : '';
+  const dec = new CaptureDecoder(options, (r: ExchangeRecord) => {
+    out += (format === 'table' ? formatTableRow(r) : JSON.stringify(r)) + '\n';
+  });
+  const flush = async () => {
+    if (out.length === 0) return;
+    const text = out;
+    out = '';
+    if (!process.stdout.write(text)) await new Promise((r) => process.stdout.once('drain', r));
+  };
+  const stream = createReadStream(path, { highWaterMark: 1 << 20 });
+  try {
+    for await (const chunk of stream) {
+      dec.write(chunk as Buffer);
+      if (dec.error) break;
+      if (out.length > 1 << 16) await flush();
+    }
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message;
+    process.stderr.write(`flowtap: cannot read ${path}: ${why}\n`);
+    return 2;
+  } finally {
+    stream.destroy();
+  }
+  const summary = dec.end();
+  await flush();
+  if (dec.error) {
+    process.stderr.write(`flowtap: ${path}: ${dec.error}\n`);
+    return 2;
+  }
+  if (summary.warning) process.stderr.write(`flowtap: warning: ${summary.warning}\n`);
+  return 0;
+}
+
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0); // `flowtap read x | head` is normal use
+  throw e;
+});
+
+Promise.resolve(main(process.argv.slice(2))).then(
+  (code) => { process.exitCode = code; },
+  (e) => { process.stderr.write(`flowtap: ${(e as Error).message}\n`); process.exitCode = 1; },
+);

@@ -1,0 +1,28 @@
+/**
+ * flowtap: see and steer the traffic between services.
+ * The root entry holds decoders, pairing and capture input only: importing it loads no sink, koffi or BPF.
+ */
+export type { Decoder, DecodeError, DecoderCallbacks } from './codecs/decoder.js';
+export { Http1Decoder, http1Decoder } from './codecs/http1/decoder.js';
+export type { HeaderMap, Http1DecoderOptions, Http1Message } from './codecs/http1/decoder.js';
+
+export {
+  bodyFields, dubboStatusClass, grpcStatusClass, httpStatusClass,
+} from './record.js';
+export type {
+  BodyFields, ExchangeRecord, ExchangeStatus, Http1Record, Http1RequestPart, Http1ResponsePart, Peer, Protocol,
+} from './record.js';
+export { anyCaseLookup, lowerCaseLookup, traceContext } from './trace.js';
+export type { FieldLookup, TraceContext, TraceOptions } from './trace.js';
+
+export { Conversation } from './pipeline/conversation.js';
+export type { ConversationOptions } from './pipeline/conversation.js';
+export { protocols } from './pipeline/protocols.js';
+export type { ProtocolModule, ProtocolSession, SessionContext, SessionOptions, Side } from './pipeline/session.js';
+
+export { CaptureDecoder, readCaptureFile } from './capture/read.js';
+export type { CaptureOptions, CaptureSummary } from './capture/read.js';
+export { CaptureFileReader } from './capture/pcap.js';
+export type { CapturedPacket } from './capture/pcap.js';
+export { LinkType, tcpSegment } from './capture/packet.js';
+export type { TcpSegment } from './capture/packet.js';
