@@ -99,7 +99,7 @@ export class Http1Decoder implements Decoder, ParserHandler {
   private headsDone = false;
 
   constructor(options: Http1DecoderOptions) {
-    this.opts = { bodyCapture: 4096, maxHold: 1 << 20, ...options };
+    this.opts = { ...options, bodyCapture: options.bodyCapture ?? 4096, maxHold: options.maxHold ?? 1 << 20 };
     this.parser = new Llhttp(options.type, options.maxHeaderSize ?? 64 * 1024, this);
     if (options.midStream) { this.mode = Mode.Resync; this.atLineStart = true; }
     this.meter = new WireMeter(
@@ -139,7 +139,8 @@ export class Http1Decoder implements Decoder, ParserHandler {
     if (this.mode === Mode.Tunnel || length <= 0) return;
     if (this.mode === Mode.Hold) { this.mode = Mode.Tunnel; return; } // bytes after an upgrade: not ours
     this.fail('gap', `${length} bytes missing from the capture`, this.inMessage ? this.msgStart : time);
-    this.atLineStart = false;
+    // Segments after a hole often start a message: let the next byte be a candidate.
+    this.atLineStart = true;
   }
 
   end(time: number = Date.now()): void {

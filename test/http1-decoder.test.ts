@@ -1,0 +1,188 @@
+import { describe, expect, it } from 'vitest';
+import { http1Decoder, type Http1Message } from '../src/index.js';
+import { everySplit, randomSplits, rng } from './helpers.js';
+
+type Event = Record<string, unknown>;
+
+/** Decode chunks; return a plain event list (messages, errors, tunnel byte counts) for comparison. */
+function decode(type: 'request' | 'response', chunks: Buffer[], opts: { methods?: string[]; end?: boolean;
+  bodyCapture?: number; maxHeaderSize?: number; gapAfter?: number } = {}): Event[] {
+  const events: Event[] = [];
+  let tunnel = 0;
+  let asked = 0;
+  const d = http1Decoder({
+    type,
+    bodyCapture: opts.bodyCapture,
+    maxHeaderSize: opts.maxHeaderSize,
+    requestMethod: () => opts.methods?.[asked++],
+    onMessage: (m: Http1Message) => events.push({
+      method: m.method, target: m.target, status: m.statusCode, reason: m.reason, version: m.version,
+      headers: { ...m.headers }, trailers: m.trailers ? { ...m.trailers } : null, bodySize: m.bodySize,
+      body: m.body?.toString('latin1') ?? null, size: m.size, upgrade: m.upgrade, interim: m.interim,
+    }),
+    onError: (e) => events.push({ error: e.code }),
+    onTunnel: (c) => { tunnel += c.length; },
+  });
+  chunks.forEach((c, i) => {
+    d.write(c, i);
+    if (opts.gapAfter === i) d.gap(10, i);
+  });
+  if (opts.end) d.end(chunks.length);
+  if (tunnel) events.push({ tunnel });
+  return events;
+}
+
+/** The same events whole, at every single split, and one byte at a time (small inputs). */
+function checkSplits(type: 'request' | 'response', text: string | Buffer, opts: Parameters<typeof decode>[2] = {}): Event[] {
+  const buf = Buffer.isBuffer(text) ? text : Buffer.from(text, 'latin1');
+  const whole = decode(type, [buf], opts);
+  for (const chunks of everySplit(buf)) expect(decode(type, chunks, opts)).toEqual(whole);
+  return whole;
+}
+
+const req = (s: string) => s.replace(/\n/g, '\r\n');
+
+describe('HTTP/1 decoder: requests', () => {
+  it('pipelined requests with Content-Length and chunked bodies, trailers, exact wire sizes', () => {
+    const a = req('GET /a?q=1 HTTP/1.1\nHost: x\n\n');
+    const b = req('POST /b HTTP/1.1\nHost: x\nContent-Length: 5\n\n') + 'hello';
+    const c = req('POST /c HTTP/1.1\nTransfer-Encoding: chunked\n\n5;ext=1\nhello\n6\n world\n0\nX-Sum: 42\n\n');
+    const ev = checkSplits('request', a + b + c);
+    expect(ev.map((e) => [e.method, e.target, e.bodySize, e.body, e.size])).toEqual([
+      ['GET', '/a?q=1', 0, null, a.length],
+      ['POST', '/b', 5, 'hello', b.length],
+      ['POST', '/c', 11, 'hello world', c.length],
+    ]);
+    expect(ev[2].trailers).toEqual({ 'x-sum': '42' });
+  });
+
+  it('repeated headers become arrays; names are lower-cased', () => {
+    const [m] = checkSplits('request', req('GET / HTTP/1.1\nCookie: a=1\nCOOKIE: b=2\nX-Y: z\n\n'));
+    expect(m.headers).toEqual({ cookie: ['a=1', 'b=2'], 'x-y': 'z' });
+  });
+
+  it('more than 32 header pairs (llhttp slow path) keeps every header and the URL', () => {
+    const lines = Array.from({ length: 45 }, (_, i) => `X-H${i}: v${i}`).join('\n');
+    const [m] = checkSplits('request', req(`GET /many/headers?x=1 HTTP/1.1\n${lines}\n\n`));
+    expect(Object.keys(m.headers as object)).toHaveLength(45);
+    expect((m.headers as Record<string, string>)['x-h44']).toBe('v44');
+    expect(m.target).toBe('/many/headers?x=1');
+  });
+
+  it('heads up to the configured size pass; larger ones are a parse error, then the next request decodes', () => {
+    const big = 'a'.repeat(60 * 1024);
+    const ok = decode('request', [Buffer.from(req(`GET / HTTP/1.1\nX-Big: ${big}\n\n`))]);
+    expect(ok[0].method).toBe('GET');
+    const tooBig = Buffer.from(req(`GET /1 HTTP/1.1\nX-Big: ${big}\n\nGET /2 HTTP/1.1\n\n`));
+    const ev = decode('request', [tooBig], { maxHeaderSize: 1024 });
+    expect(ev).toEqual([{ error: 'HPE_HEADER_OVERFLOW' }, expect.objectContaining({ target: '/2' })]);
+  });
+
+  it('an Upgrade request holds later bytes until the answer; refused → parsed as HTTP again', () => {
+    const events: string[] = [];
+    const d = http1Decoder({
+      type: 'request',
+      onMessage: (m) => events.push(`${m.method} ${m.target} upgrade=${m.upgrade}`),
+      onTunnel: (c) => events.push(`tunnel ${c.length}`),
+    });
+    d.write(Buffer.from(req('GET /ws HTTP/1.1\nConnection: Upgrade\nUpgrade: websocket\n\nGET /next HTTP/1.1\n\n')));
+    expect(events).toEqual(['GET /ws upgrade=true']);
+    d.upgradeAnswered(false);
+    expect(events).toEqual(['GET /ws upgrade=true', 'GET /next upgrade=false']);
+
+    const t: string[] = [];
+    const d2 = http1Decoder({ type: 'request', onMessage: (m) => t.push(m.method!), onTunnel: (c) => t.push(`tunnel ${c.length}`) });
+    d2.write(Buffer.from(req('CONNECT db:5432 HTTP/1.1\nHost: db:5432\n\n') + '\x00\x01\x02'));
+    d2.upgradeAnswered(true);
+    d2.write(Buffer.from('more'));
+    expect(t).toEqual(['CONNECT', 'tunnel 3', 'tunnel 4']);
+  });
+
+  it('garbage becomes one error value, never a throw, and decoding resumes at the next request line', () => {
+    const text = 'BLAH BLAH\r\n\x00\xff\x10garbage\r\n' + req('GET /after HTTP/1.1\n\n');
+    const ev = checkSplits('request', text);
+    expect(ev).toEqual([{ error: 'HPE_INVALID_METHOD' }, expect.objectContaining({ method: 'GET', target: '/after' })]);
+  });
+
+  it('a gap inside a message is an error for that message; the next one still decodes', () => {
+    // The lost bytes were the rest of the body; the next segment starts the next request.
+    const chunks = [Buffer.from(req('POST /x HTTP/1.1\nContent-Length: 100\n\n') + 'abc'),
+      Buffer.from(req('GET /later HTTP/1.1\n\n'))];
+    const ev = decode('request', chunks, { gapAfter: 0 });
+    expect(ev).toEqual([{ error: 'gap' }, expect.objectContaining({ target: '/later' })]);
+  });
+
+  it('EOF inside a message is reported as truncated', () => {
+    expect(decode('request', [Buffer.from(req('POST / HTTP/1.1\nContent-Length: 10\n\nabc'))], { end: true }))
+      .toEqual([{ error: 'HPE_INVALID_EOF_STATE' }]);
+  });
+});
+
+describe('HTTP/1 decoder: responses', () => {
+  it('1xx interim responses (100, 103) come before the final one', () => {
+    const ev = checkSplits('response', req('HTTP/1.1 100 Continue\n\nHTTP/1.1 103 Early Hints\nLink: </s.css>\n\nHTTP/1.1 200 OK\nContent-Length: 2\n\n') + 'ok',
+      { methods: ['POST'] });
+    expect(ev.map((e) => [e.status, e.interim, e.bodySize])).toEqual([[100, true, 0], [103, true, 0], [200, false, 2]]);
+  });
+
+  it('HEAD responses carry no body even with Content-Length; 204 and 304 neither', () => {
+    const text = req('HTTP/1.1 200 OK\nContent-Length: 1234\n\nHTTP/1.1 204 No Content\n\nHTTP/1.1 304 Not Modified\nContent-Length: 99\n\nHTTP/1.1 200 OK\nContent-Length: 3\n\n') + 'abc';
+    const ev = checkSplits('response', text, { methods: ['HEAD', 'GET', 'GET', 'GET'] });
+    expect(ev.map((e) => [e.status, e.bodySize])).toEqual([[200, 0], [204, 0], [304, 0], [200, 3]]);
+    expect(ev.reduce((n, e) => n + (e.size as number), 0)).toBe(text.length);
+  });
+
+  it('close-delimited bodies complete at EOF', () => {
+    const ev = checkSplits('response', req('HTTP/1.0 200 OK\nContent-Type: text/plain\n\n') + 'all of this until the close', { end: true });
+    expect(ev).toEqual([expect.objectContaining({ status: 200, version: '1.0', bodySize: 27, body: 'all of this until the close' })]);
+  });
+
+  it('101 Switching Protocols and 2xx to CONNECT turn the rest into counted tunnel bytes', () => {
+    const ws = checkSplits('response', req('HTTP/1.1 101 Switching Protocols\nConnection: Upgrade\nUpgrade: websocket\n\n') + '\x81\x05hello', { methods: ['GET'] });
+    expect(ws).toEqual([expect.objectContaining({ status: 101, upgrade: true }), { tunnel: 7 }]);
+    const conn = checkSplits('response', req('HTTP/1.1 200 Connection Established\n\n') + 'TLS bytes', { methods: ['CONNECT'] });
+    expect(conn).toEqual([expect.objectContaining({ status: 200, upgrade: true }), { tunnel: 9 }]);
+  });
+
+  it('a 1 MiB chunked body streams at 200 random split sets; only the cap is kept; records identical', () => {
+    const r = rng(7);
+    const parts: string[] = [];
+    let body = '';
+    while (body.length < 1 << 20) {
+      const n = 1 + Math.floor(r() * 9000);
+      const piece = String.fromCharCode(97 + (body.length % 26)).repeat(n);
+      parts.push(`${n.toString(16)}\r\n${piece}\r\n`);
+      body += piece;
+    }
+    const text = Buffer.from(req('HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n') + parts.join('') + '0\r\n\r\n' +
+      req('HTTP/1.1 404 Not Found\nContent-Length: 0\n\n'), 'latin1');
+    const whole = decode('response', [text], { methods: ['GET', 'GET'], bodyCapture: 100 });
+    expect(whole).toHaveLength(2);
+    expect(whole[0]).toMatchObject({ status: 200, bodySize: body.length, body: body.slice(0, 100) });
+    expect((whole[0].size as number) + (whole[1].size as number)).toBe(text.length);
+    for (const chunks of randomSplits(text, 200, 11)) {
+      expect(decode('response', chunks, { methods: ['GET', 'GET'], bodyCapture: 100 })).toEqual(whole);
+    }
+  });
+});
+
+describe('HTTP/1 decoder never throws', () => {
+  it('survives 3000 seeded random and mutated inputs, each split randomly', () => {
+    const r = rng(99);
+    const seeds = [
+      req('GET / HTTP/1.1\nHost: a\n\n'),
+      req('POST /p HTTP/1.1\nTransfer-Encoding: chunked\n\n4\nabcd\n0\n\n'),
+      req('HTTP/1.1 200 OK\nContent-Length: 3\n\nabc'),
+    ];
+    for (let i = 0; i < 3000; i++) {
+      const base = Buffer.from(seeds[i % seeds.length]);
+      const b = Buffer.from(base);
+      const flips = 1 + Math.floor(r() * 6);
+      for (let f = 0; f < flips; f++) b[Math.floor(r() * b.length)] = Math.floor(r() * 256);
+      const input = i % 5 === 0 ? Buffer.from(Array.from({ length: 1 + Math.floor(r() * 200) }, () => Math.floor(r() * 256))) : b;
+      const type = i % 2 ? 'request' : 'response';
+      const chunks = [...randomSplits(input.length > 1 ? input : Buffer.concat([input, input]), 1, i)][0];
+      expect(() => decode(type, chunks, { methods: ['GET'], end: true })).not.toThrow();
+    }
+  });
+});
