@@ -63,6 +63,9 @@ export class FlowTable {
     }
     flow.lastSeen = time;
     const dir = this.direction(flow, src);
+    // The ACK says what the peer had received before it sent this segment: apply it first, so a hole the
+    // capture missed is declared before this segment's own data (say, the answer to the lost bytes).
+    if (s.ackFlag) this.direction(flow, dst).stream.acked(s.ack, time);
     if (s.syn) {
       flow.sawSyn = true;
       dir.stream.syn(s.seq);
@@ -70,7 +73,6 @@ export class FlowTable {
     } else {
       dir.stream.segment(s.seq, s.payload, s.fin, time);
     }
-    if (s.ackFlag) this.direction(flow, dst).stream.acked(s.ack, time);
     if (s.rst || this.bothFinished(flow)) {
       flow.closed = true;
       this.finishFlow(id, flow, time);

@@ -122,6 +122,8 @@ export class Http1Decoder implements Decoder, ParserHandler {
         case Mode.Tunnel: this.opts.onTunnel?.(buf, time); return;
         case Mode.Hold: this.hold(buf); return;
         case Mode.Resync: {
+          // A segment boundary is a likely message boundary: let a chunk start be a candidate too.
+          if (buf === chunk) this.atLineStart = true;
           if (this.carry) { buf = Buffer.concat([this.carry, buf]); this.carry = null; }
           const at = this.findMessageStart(buf);
           if (at < 0) return;
@@ -250,7 +252,7 @@ export class Http1Decoder implements Decoder, ParserHandler {
           return -1;
         }
       }
-      const lf = (chunk as Buffer).indexOf(10, lineStart + 1);
+      const lf = (chunk as Buffer).indexOf(10, Math.max(lineStart, 0));
       if (lf < 0) {
         this.atLineStart = false;
         return -1;
