@@ -186,3 +186,14 @@ describe('HTTP/1 decoder never throws', () => {
     }
   });
 });
+
+describe('HTTP/1 decoder: several gaps in one message', () => {
+  it('report one error for the message, not one per hole', () => {
+    const events: string[] = [];
+    const d = http1Decoder({ type: 'response', onMessage: (m) => events.push(String(m.statusCode)), onError: (e) => events.push(e.code) });
+    d.write(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nabc'));
+    d.gap(1000); d.write(Buffer.from('body body')); d.gap(500); d.write(Buffer.from('more body'));
+    d.write(Buffer.from('HTTP/1.1 204 No Content\r\n\r\n'));
+    expect(events).toEqual(['gap', '204']);
+  });
+});

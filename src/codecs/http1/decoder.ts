@@ -140,6 +140,7 @@ export class Http1Decoder implements Decoder, ParserHandler {
     this.time = time;
     if (this.mode === Mode.Tunnel || length <= 0) return;
     if (this.mode === Mode.Hold) { this.mode = Mode.Tunnel; return; } // bytes after an upgrade: not ours
+    if (this.mode === Mode.Resync) { this.atLineStart = true; return; } // still skipping the message already reported
     this.fail('gap', `${length} bytes missing from the capture`, this.inMessage ? this.msgStart : time);
     // Segments after a hole often start a message: let the next byte be a candidate.
     this.atLineStart = true;

@@ -1,0 +1,68 @@
+/** Starting and stopping real tools (tcpdump, tshark, curl) for tests; skip reasons when they are missing. */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+
+export const isRoot = process.getuid?.() === 0;
+
+/** Why real-traffic tests cannot run here, or null when they can. Printed, so a skip is never silent. */
+export function captureSkipReason(extra: string[] = []): string | null {
+  for (const c of ['tcpdump', 'tshark', ...extra]) if (!have(c)) return `${c} is not installed (apt-get install -y tcpdump tshark curl)`;
+  if (!isRoot) return 'capturing on loopback needs root (or CAP_NET_RAW)';
+  return null;
+}
+
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'flowtap-test-'));
+}
+
+export interface Capture { stop(): Promise<void> }
+
+/**
+ * tcpdump on an interface with a filter; resolves once it is listening. Immediate mode, so nothing waits in a
+ * buffer at stop; a 256 MiB kernel buffer, because loopback moves 64 KiB segments faster than the default
+ * 2 MiB buffer drains (the capture then has real holes, which flowtap reports as gaps).
+ */
+export async function startCapture(iface: string, file: string, filter: string): Promise<Capture> {
+  const p = spawn('tcpdump', ['-i', iface, '--immediate-mode', '-B', String(256 * 1024), '-U', '-s', '0', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`tcpdump did not start: ${err}`)), 10_000);
+    p.stderr!.on('data', (d) => {
+      err += d;
+      if (err.includes('listening on')) { clearTimeout(t); resolve(); }
+    });
+    p.on('exit', (code) => { clearTimeout(t); reject(new Error(`tcpdump exited ${code}: ${err}`)); });
+  });
+  return { stop: () => stopProcess(p) };
+}
+
+async function stopProcess(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null) return;
+  // Let the last packets through the kernel before asking tcpdump to finish.
+  await new Promise((r) => setTimeout(r, 300));
+  const done = new Promise<void>((r) => p.once('exit', () => r()));
+  p.kill('SIGINT');
+  await done;
+}
+
+export function run(cmd: string, args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', input, maxBuffer: 256 * 1024 * 1024 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function runAsync(cmd: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    p.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
