@@ -42,44 +42,51 @@ function first(v: unknown): string | undefined {
 export function traceContext(get: FieldLookup, opts?: TraceOptions): TraceContext {
   let traceId: string | null = null;
   let spanId: string | null = null;
-  const take = (t: string | null | undefined, s: string | null | undefined) => {
-    if (traceId === null && t) traceId = t;
-    if (spanId === null && s) spanId = s;
-  };
+  let f: string[];
 
   // W3C: version-traceid-parentid-flags
   const tp = get('traceparent');
   if (tp) {
-    const f = tp.trim().split('-');
-    if (f.length >= 4) take(f[1], f[2]);
+    // Cut at the dashes without allocating an array: this runs for every traced request.
+    const a = tp.indexOf('-');
+    const b = a < 0 ? -1 : tp.indexOf('-', a + 1);
+    const c = b < 0 ? -1 : tp.indexOf('-', b + 1);
+    if (c > b + 1 && b > a + 1) {
+      traceId = tp.slice(a + 1, b);
+      spanId = tp.slice(b + 1, c);
+    }
   }
   // SkyWalking: sample-traceId(b64)-segmentId(b64)-spanId-...
   if (traceId === null || spanId === null) {
     const sw = get('sw8');
-    if (sw) {
-      const f = sw.trim().split('-');
-      if (f.length >= 4) take(base64Text(f[1]), f[2] ? `${base64Text(f[2]) ?? ''}-${f[3]}` : null);
+    if (sw && (f = sw.trim().split('-')).length >= 4) {
+      traceId ??= base64Text(f[1]);
+      if (spanId === null && f[2]) spanId = `${base64Text(f[2]) ?? ''}-${f[3]}`;
     }
   }
   // B3 single header: traceid-spanid[-sampled[-parent]]; "0"/"1"/"d" alone carry no ids.
   if (traceId === null || spanId === null) {
     const b3 = get('b3');
     if (b3 && b3.includes('-')) {
-      const f = b3.trim().split('-');
-      take(f[0], f[1]);
+      f = b3.trim().split('-');
+      traceId ??= f[0] || null;
+      spanId ??= f[1] || null;
     }
   }
-  if (traceId === null || spanId === null) take(get('x-b3-traceid'), get('x-b3-spanid'));
+  if (traceId === null || spanId === null) {
+    traceId ??= get('x-b3-traceid') || null;
+    spanId ??= get('x-b3-spanid') || null;
+  }
   // Jaeger: trace:span:parent:flags, sometimes URL-encoded.
   if (traceId === null || spanId === null) {
     const u = get('uber-trace-id');
-    if (u) {
-      const f = (u.includes('%') ? safeDecode(u) : u).trim().split(':');
-      if (f.length >= 2) take(f[0], f[1]);
+    if (u && (f = (u.includes('%') ? safeDecode(u) : u).trim().split(':')).length >= 2) {
+      traceId ??= f[0] || null;
+      spanId ??= f[1] || null;
     }
   }
-  if (opts?.traceKeys) for (const k of opts.traceKeys) take(get(k.toLowerCase()), null);
-  if (opts?.spanKeys) for (const k of opts.spanKeys) take(null, get(k.toLowerCase()));
+  if (opts?.traceKeys) for (const k of opts.traceKeys) traceId ??= get(k.toLowerCase()) || null;
+  if (opts?.spanKeys) for (const k of opts.spanKeys) spanId ??= get(k.toLowerCase()) || null;
 
   return { traceId, spanId, xRequestId: get('x-request-id') ?? null };
 }

@@ -159,7 +159,7 @@ export function pcapFile(linkType: number, packets: { data: Buffer; time: number
   const g = Buffer.alloc(24);
   w32(g, o.nanos ? 0xa1b23c4d : 0xa1b2c3d4, 0);
   w16(g, 2, 4); w16(g, 4, 6); w32(g, 262144, 16); w32(g, linkType, 20);
-  const parts = [g];
+  const parts: Buffer[] = [g];
   for (const p of packets) {
     const h = Buffer.alloc(16);
     const sec = Math.floor(p.time / 1000);

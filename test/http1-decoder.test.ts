@@ -197,3 +197,15 @@ describe('HTTP/1 decoder: several gaps in one message', () => {
     expect(events).toEqual(['gap', '204']);
   });
 });
+
+describe('HTTP/1 decoder input types', () => {
+  it('plain Uint8Array chunks (not Buffers) decode the same, sizes included', () => {
+    const text = 'GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\n\r\n';
+    const out: string[] = [];
+    const d = http1Decoder({ type: 'request', onMessage: (m) => out.push(`${m.target} ${m.size}`) });
+    const bytes = new TextEncoder().encode(text);
+    d.write(bytes.subarray(0, 20));
+    d.write(bytes.subarray(20));
+    expect(out).toEqual(['/a 28', '/b 19']);
+  });
+});

@@ -157,7 +157,7 @@ export class Http1Session implements ProtocolSession {
     const status = x.error !== null ? 'parse_error'
       : res ? httpStatusClass(res.statusCode!)
       : 'timeout';
-    const headers = req?.headers ?? (Object.create(null) as HeaderMap);
+    const headers: HeaderMap = req?.headers ?? {};
     const trace = traceContext(lowerCaseLookup(headers), this.ctx.options);
     const request = requestPart(req);
     const record: Http1Record = {

@@ -75,6 +75,7 @@ export class WireMeter {
   }
 
   /** Scan `buf` from `from`; returns where scanning stopped (buf.length unless measuring stopped). */
+  /** `buf` must be a Buffer (the decoders are fed Buffers or subarrays of them; indexOf is native there). */
   scan(buf: Uint8Array, from = 0): number {
     let i = from;
     const n = buf.length;
@@ -187,7 +188,7 @@ export class WireMeter {
       }
     }
     if (i >= buf.length) return -1;
-    const j = Buffer.prototype.indexOf.call(buf, CRLFCRLF, i) as number;
+    const j = (buf as Buffer).indexOf(CRLFCRLF, i);
     if (j >= 0) return j + 4;
     // Remember a partial terminator at the chunk end.
     const n = buf.length;

@@ -1,0 +1,39 @@
+/**
+ * Timing for the microbenchmarks. Candidates run round-robin, pass by pass, so JIT warm-up, GC pressure
+ * and CPU frequency drift fall on all of them alike; each gets the median of its passes.
+ */
+
+export interface Measured {
+  name: string;
+  opsPerSec: number;
+  mbPerSec: number;
+  medianMs: number;
+}
+
+export interface BenchResult {
+  name: string;
+  unit: string;
+  results: Measured[];
+  ratios: Record<string, number>;
+  targets: Record<string, number>;
+}
+
+export interface Candidate { name: string; fn: () => void }
+
+export function compare(candidates: Candidate[], ops: number, bytes: number, passes = 11): Measured[] {
+  for (let w = 0; w < 3; w++) for (const c of candidates) c.fn(); // warm-up
+  const times = candidates.map(() => [] as number[]);
+  for (let i = 0; i < passes; i++) {
+    candidates.forEach((c, k) => {
+      (globalThis as { gc?: () => void }).gc?.();
+      const t0 = process.hrtime.bigint();
+      c.fn();
+      times[k].push(Number(process.hrtime.bigint() - t0) / 1e6);
+    });
+  }
+  return candidates.map((c, k) => {
+    const t = times[k].sort((a, b) => a - b);
+    const ms = t[Math.floor(t.length / 2)];
+    return { name: c.name, opsPerSec: (ops / ms) * 1000, mbPerSec: bytes / 1e6 / (ms / 1000), medianMs: ms };
+  });
+}
