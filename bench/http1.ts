@@ -4,8 +4,8 @@
  */
 import { createRequire } from 'node:module';
 // The built package, as users run it (tsx would add its own helpers to src/ code).
-import { Conversation } from '../dist/index.js';
-import { compare, type BenchResult } from './measure.js';
+import { Conversation, http1Decoder } from '../dist/index.js';
+import { compare, ratio, type BenchResult } from './measure.js';
 
 const require = createRequire(import.meta.url);
 
@@ -56,7 +56,7 @@ export function benchHttp1(): BenchResult {
   const EX = 20_000;
   const input = corpus(EX);
   const bytes = input.reduce((n, c) => n + c.chunk.length, 0);
-  const [flowtap, llhttp, hpjs] = compare([
+  const [flowtap, decoders, llhttp, hpjs] = compare([
     {
       name: 'flowtap (full records)',
       fn: () => {
@@ -68,6 +68,18 @@ export function benchHttp1(): BenchResult {
         let t = 1_700_000_000_000;
         for (const { side, chunk } of input) c.write(side, chunk, t++);
         if (n !== EX) throw new Error(`flowtap produced ${n} records, expected ${EX}`);
+      },
+    },
+    {
+      // Where the time goes: the decoders alone, messages out, no pairing or records.
+      name: 'flowtap decoders (messages only)',
+      fn: () => {
+        let n = 0;
+        const c = http1Decoder({ type: 'request', onMessage: () => { n++; } });
+        const s = http1Decoder({ type: 'response', requestMethod: () => 'GET', onMessage: () => { n++; } });
+        let t = 1_700_000_000_000;
+        for (const { side, chunk } of input) (side === 'client' ? c : s).write(chunk, t++);
+        if (n !== 2 * EX) throw new Error(`decoders produced ${n} messages, expected ${2 * EX}`);
       },
     },
     {
@@ -88,10 +100,11 @@ export function benchHttp1(): BenchResult {
   return {
     name: 'http1',
     unit: 'exchanges/s',
-    results: [flowtap, llhttp, hpjs],
+    results: [flowtap, decoders, llhttp, hpjs],
     ratios: {
-      'flowtap/llhttp': flowtap.opsPerSec / llhttp.opsPerSec,
-      'flowtap/http-parser-js': flowtap.opsPerSec / hpjs.opsPerSec,
+      'flowtap/llhttp': ratio(flowtap, llhttp),
+      'flowtap/http-parser-js': ratio(flowtap, hpjs),
+      'decoders only/llhttp': ratio(decoders, llhttp),
     },
     targets: { 'flowtap/llhttp': 0.85, 'flowtap/http-parser-js': 2 },
   };

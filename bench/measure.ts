@@ -8,6 +8,17 @@ export interface Measured {
   opsPerSec: number;
   mbPerSec: number;
   medianMs: number;
+  /** Every pass, in ms, in round order (pass i of every candidate ran in the same round). */
+  passesMs: number[];
+}
+
+/**
+ * Speed of `a` relative to `b` (>1: a is faster): the median over rounds of b's time / a's time. Both ran
+ * back to back in each round, so this is robust to the drift a shared VM shows between rounds.
+ */
+export function ratio(a: Measured, b: Measured): number {
+  const r = a.passesMs.map((t, i) => b.passesMs[i] / t).sort((x, y) => x - y);
+  return r[Math.floor(r.length / 2)];
 }
 
 export interface BenchResult {
@@ -20,7 +31,7 @@ export interface BenchResult {
 
 export interface Candidate { name: string; fn: () => void }
 
-export function compare(candidates: Candidate[], ops: number, bytes: number, passes = 11): Measured[] {
+export function compare(candidates: Candidate[], ops: number, bytes: number, passes = 15): Measured[] {
   for (let w = 0; w < 3; w++) for (const c of candidates) c.fn(); // warm-up
   const times = candidates.map(() => [] as number[]);
   for (let i = 0; i < passes; i++) {
@@ -32,8 +43,8 @@ export function compare(candidates: Candidate[], ops: number, bytes: number, pas
     });
   }
   return candidates.map((c, k) => {
-    const t = times[k].sort((a, b) => a - b);
+    const t = [...times[k]].sort((a, b) => a - b);
     const ms = t[Math.floor(t.length / 2)];
-    return { name: c.name, opsPerSec: (ops / ms) * 1000, mbPerSec: bytes / 1e6 / (ms / 1000), medianMs: ms };
+    return { name: c.name, opsPerSec: (ops / ms) * 1000, mbPerSec: bytes / 1e6 / (ms / 1000), medianMs: ms, passesMs: times[k] };
   });
 }

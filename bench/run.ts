@@ -12,7 +12,7 @@ for (const [name, run] of Object.entries(benches)) {
   if (only.length > 0 && !only.includes(name)) continue;
   const r = run();
   all.push(r);
-  console.log(`\n${r.name} (${r.unit}, median of 11 interleaved passes)`);
+  console.log(`\n${r.name} (${r.unit}, median of 15 interleaved rounds; ratios are medians of per-round ratios)`);
   for (const m of r.results) {
     console.log(`  ${m.name.padEnd(36)} ${Math.round(m.opsPerSec).toLocaleString('en').padStart(12)}  ${m.mbPerSec.toFixed(1).padStart(8)} MB/s`);
   }
@@ -22,4 +22,5 @@ for (const [name, run] of Object.entries(benches)) {
     console.log(`  ${k.padEnd(36)} ${v.toFixed(2)}×${verdict}`);
   }
 }
-console.log(JSON.stringify({ node: process.version, benches: all }));
+// The final line: machine-readable, without the per-pass detail.
+console.log(JSON.stringify({ node: process.version, benches: all.map((b) => ({ ...b, results: b.results.map(({ passesMs, ...m }) => m) })) }));
