@@ -117,3 +117,20 @@ describe('flowtap CLI', () => {
     expect(run('node', [CLI, 'read', f]).stdout).toBe(r.stdout);
   });
 });
+
+describe('docs and examples', () => {
+  const shared = join(root, '../shared/docs/record.md');
+  it.skipIf(!existsSync(shared))('docs/record.md is the shared contract, unchanged', () => {
+    expect(readFileSync(join(root, 'docs/record.md'), 'utf8')).toBe(readFileSync(shared, 'utf8'));
+  });
+
+  it.skipIf(!existsSync(httpv1))('examples/endpoint-summary prints a per-endpoint table for a capture', () => {
+    const r = run('node', ['--import', 'tsx', join(root, 'examples/endpoint-summary/main.ts'), httpv1]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^ENDPOINT\s+CALLS\s+ERRORS\s+P50 ms\s+P99 ms\n/);
+    expect(r.stdout).toMatch(/http1 POST \/query\s+1\s+0\s+84\.1\s+84\.1/);
+    const bad = run('node', ['--import', 'tsx', join(root, 'examples/endpoint-summary/main.ts'), '/etc/hostname']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/not a pcap or pcapng file/);
+  });
+});
