@@ -25,6 +25,8 @@ const enum Kind { Unknown, Pcap, Pcapng, Failed }
 const PCAPNG_SHB = 0x0a0d0d0a;
 const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
 const MAX_BLOCK = 256 * 1024 * 1024;
+/** The first bytes a capture file can start with: pcap µs/ns in both byte orders, pcapng SHB. */
+const MAGICS = ['d4c3b2a1', 'a1b2c3d4', '4d3cb2a1', 'a1b23c4d', '0a0d0d0a'].map((h) => Buffer.from(h, 'hex'));
 
 interface Iface { linkType: number; unitsPerSec: number; offsetSec: number }
 
@@ -61,7 +63,11 @@ export class CaptureFileReader {
   end(): string | null {
     if (this.kind === Kind.Failed) return null;
     if (this.kind === Kind.Unknown) {
-      this.fail(this.offset + this.buf.length === 0 ? 'the file is empty' : 'the file is too short to be a capture');
+      const b = this.buf;
+      const couldBe = MAGICS.some((m) => b.length <= m.length && m.subarray(0, b.length).equals(b));
+      this.fail(b.length === 0 ? 'the file is empty'
+        : couldBe ? 'the file is too short to be a capture'
+        : `not a pcap or pcapng file (unknown magic number ${b.subarray(0, 4).toString('hex')})`);
       return null;
     }
     if (this.buf.length > 0) return `the capture ends inside a record (${this.buf.length} bytes at byte ${this.offset} ignored)`;
