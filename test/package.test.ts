@@ -61,7 +61,7 @@ describe('flowtap CLI', () => {
   it('a wrong flag exits 2 with a one-line reason and the usage', () => {
     const r = run('node', [CLI, 'read', 'x.pcap', '--colour']);
     expect(r.status).toBe(2);
-    expect(r.stderr.split('\n')[0]).toMatch(/^flowtap: Unknown option '--colour'/);
+    expect(r.stderr.split('\n')[0]).toBe("flowtap: Unknown option '--colour'");
     expect(r.stderr).toMatch(/usage: flowtap read FILE/);
     const bad = run('node', [CLI, 'read', 'x.pcap', '--decode', '80=gopher']);
     expect(bad.status).toBe(2);

@@ -76,8 +76,8 @@ function read(args: string[]): Promise<number> | number {
       },
     });
   } catch (e) {
-    // parseArgs explains in a sentence with a hint; keep the first line.
-    throw new UsageError((e as Error).message.split('\n')[0]);
+    // parseArgs adds a hint about positionals that does not help with a mistyped flag: keep its first sentence.
+    throw new UsageError((e as Error).message.split('\n')[0].replace(/\. To specify a positional.*$/, ''));
   }
   const { values: v, positionals } = parsed;
   if (v.help) { process.stdout.write(READ_USAGE + '\n'); return 0; }
