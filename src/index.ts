@@ -6,6 +6,17 @@ export type { Decoder, DecodeError, DecoderCallbacks } from './codecs/decoder.js
 export { Http1Decoder, http1Decoder } from './codecs/http1/decoder.js';
 export type { HeaderMap, Http1DecoderOptions, Http1Message } from './codecs/http1/decoder.js';
 
+export { DubboDecoder, dubboDecoder } from './codecs/dubbo/decoder.js';
+export type { DubboDecoderOptions, DubboMessage } from './codecs/dubbo/decoder.js';
+export { countParameters, readRequestBody, readResponseBody, ResponseFlag } from './codecs/dubbo/body.js';
+export type { DubboRequestBody, DubboResponseBody } from './codecs/dubbo/body.js';
+export { Hessian2Reader } from './codecs/dubbo/hessian2.js';
+export type { HessianObject } from './codecs/dubbo/hessian2.js';
+export { decodeValues as decodeDubboValues } from './codecs/dubbo/values.js';
+export type { DubboValues } from './codecs/dubbo/values.js';
+export { DUBBO_STATUS_NAMES, DubboSession } from './pipeline/dubbo-session.js';
+export type { DubboRecord, DubboRequestPart, DubboResponsePart } from './pipeline/dubbo-session.js';
+
 export {
   bodyFields, dubboStatusClass, grpcStatusClass, httpStatusClass,
 } from './record.js';

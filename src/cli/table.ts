@@ -8,7 +8,8 @@ export const TABLE_HEADER = [
 
 export function formatTableRow(r: ExchangeRecord): string {
   const req = r.request as { method?: string | null } | null;
-  const what = req && typeof req.method === 'string' ? `${req.method} ${r.endpoint}` : r.endpoint;
+  // HTTP endpoints read better with their method; a Dubbo endpoint already names it.
+  const what = req && typeof req.method === 'string' && r.protocol.startsWith('http') ? `${req.method} ${r.endpoint}` : r.endpoint;
   return [
     pad(new Date(r.startTime).toISOString(), 24),
     pad(r.protocol, 6),

@@ -11,6 +11,8 @@ export interface SessionOptions extends TraceOptions {
   maxHeaderSize?: number;
   /** The connection was already open when watching began: skip quietly to the first whole message. */
   midStream?: boolean;
+  /** Dubbo: also decode arguments, return values and exceptions fully (hessian.js). Default false. */
+  decodeValues?: boolean;
 }
 
 export interface SessionContext {

@@ -1,0 +1,248 @@
+import type { DecodeError, Decoder, DecoderCallbacks } from '../decoder.js';
+import { readRequestBody, readResponseBody, type DubboRequestBody, type DubboResponseBody } from './body.js';
+import { decodeValues, type DubboValues } from './values.js';
+
+export const DUBBO_MAGIC = 0xdabb;
+export const HEADER_SIZE = 16;
+export const FLAG_REQUEST = 0x80;
+export const FLAG_TWO_WAY = 0x40;
+export const FLAG_EVENT = 0x20;
+export const SERIALIZATION_HESSIAN2 = 2;
+
+export interface DubboMessage {
+  type: 'request' | 'response';
+  /** u64 request id, exact, as a decimal string. */
+  requestId: string;
+  twoWay: boolean;
+  /** Event frames: heartbeats (body `N`) and other events; not exchanges. */
+  event: boolean;
+  serializationId: number;
+  /** Response status byte (0 on requests). */
+  status: number;
+  bodySize: number;
+  /** Header + body. */
+  size: number;
+  startTime: number;
+  endTime: number;
+  /** Request body as read for records (Hessian 2 only). */
+  request: DubboRequestBody | null;
+  /** Response body as read for records (Hessian 2 only). */
+  response: DubboResponseBody | null;
+  /** Full values from hessian.js, when `decodeValues` is on. */
+  values?: DubboValues;
+  /** The frame was fine but its body did not decode. */
+  bodyError: string | null;
+}
+
+export interface DubboDecoderOptions extends DecoderCallbacks<DubboMessage> {
+  /** Largest body accepted; a larger frame is an error and is skipped by its length. Default 8 MiB. */
+  maxBodySize?: number;
+  /** Also decode arguments, return values and exceptions fully with hessian.js. Default false. */
+  decodeValues?: boolean;
+}
+
+const enum State { Header, Body, Skip, Resync }
+
+/**
+ * One direction of a Dubbo 2 connection: frames split anywhere in, messages out. An explicit state machine
+ * over buffered chunks: a body inside one chunk is read in place, one spanning chunks is gathered once.
+ */
+export class DubboDecoder implements Decoder {
+  private state = State.Header;
+  private readonly header = Buffer.alloc(HEADER_SIZE);
+  private headerFill = 0;
+  private body: Buffer | null = null;
+  private bodyFill = 0;
+  private bodyLength = 0;
+  private skipLeft = 0;
+  private frameStart = 0;
+  private time = 0;
+  /** Resync: the previous chunk ended with 0xda, which may start the magic. */
+  private sawDa = false;
+  private readonly maxBody: number;
+
+  constructor(private readonly opts: DubboDecoderOptions) {
+    this.maxBody = opts.maxBodySize ?? 8 * 1024 * 1024;
+  }
+
+  /** Start time of the frame being read, or Infinity between frames. */
+  get messageStart(): number {
+    return (this.state === State.Header && this.headerFill === 0) || this.state === State.Resync ? Infinity : this.frameStart;
+  }
+
+  write(chunk: Uint8Array, time: number = Date.now()): void {
+    this.time = time;
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    let i = 0;
+    const n = buf.length;
+    while (i < n) {
+      switch (this.state) {
+        case State.Header: {
+          if (this.headerFill === 0) this.frameStart = time;
+          // Fast path: a whole header and body inside this chunk are read in place.
+          if (this.headerFill === 0 && n - i >= HEADER_SIZE && buf[i] === 0xda && buf[i + 1] === 0xbb) {
+            const len = buf.readUInt32BE(i + 12);
+            if (len <= this.maxBody && n - i - HEADER_SIZE >= len) {
+              this.frame(buf, i, buf, i + HEADER_SIZE, len);
+              i += HEADER_SIZE + len;
+              break;
+            }
+          }
+          const take = Math.min(HEADER_SIZE - this.headerFill, n - i);
+          buf.copy(this.header, this.headerFill, i, i + take);
+          // Check the magic as soon as its bytes are here: lost framing is found early.
+          if (this.headerFill < 2 && this.header[0] !== 0xda) { this.lostFraming(); break; }
+          if (this.headerFill < 2 && this.headerFill + take >= 2 && this.header[1] !== 0xbb) { this.lostFraming(); break; }
+          this.headerFill += take;
+          i += take;
+          if (this.headerFill === HEADER_SIZE) this.headerDone();
+          break;
+        }
+        case State.Body: {
+          const take = Math.min(this.bodyLength - this.bodyFill, n - i);
+          buf.copy(this.body!, this.bodyFill, i, i + take);
+          this.bodyFill += take;
+          i += take;
+          if (this.bodyFill === this.bodyLength) {
+            const body = this.body!;
+            this.body = null;
+            this.state = State.Header;
+            this.headerFill = 0;
+            this.frame(this.header, 0, body, 0, this.bodyLength);
+          }
+          break;
+        }
+        case State.Skip: {
+          const take = Math.min(this.skipLeft, n - i);
+          this.skipLeft -= take;
+          i += take;
+          if (this.skipLeft === 0) { this.state = State.Header; this.headerFill = 0; }
+          break;
+        }
+        case State.Resync: {
+          const at = this.findMagic(buf, i);
+          if (at < 0) { i = n; break; }
+          this.state = State.Header;
+          this.headerFill = 0;
+          if (at === -2) { // the magic's first byte was the last of the previous chunk
+            this.header[0] = 0xda;
+            this.headerFill = 1;
+            this.frameStart = time;
+          } else {
+            i = at;
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  gap(length: number, time: number = Date.now()): void {
+    this.time = time;
+    if (length <= 0) return;
+    if (this.state === State.Skip && length <= this.skipLeft) { this.skipLeft -= length; if (this.skipLeft === 0) this.state = State.Header; return; }
+    if (this.state === State.Body && length <= this.bodyLength - this.bodyFill) {
+      // The header survived: the frame's length says exactly where the next one starts.
+      this.error('gap', `${length} bytes missing from the capture inside a frame`);
+      this.skipLeft = this.bodyLength - this.bodyFill - length;
+      this.body = null;
+      this.state = this.skipLeft > 0 ? State.Skip : State.Header;
+      this.headerFill = 0;
+      return;
+    }
+    if (this.state !== State.Resync) this.error('gap', `${length} bytes missing from the capture`);
+    this.state = State.Resync;
+    this.sawDa = false;
+    this.body = null;
+  }
+
+  end(time: number = Date.now()): void {
+    this.time = time;
+    if ((this.state === State.Header && this.headerFill > 0) || this.state === State.Body) {
+      this.error('truncated', 'the stream ended inside a frame');
+    }
+    this.state = State.Header;
+    this.headerFill = 0;
+    this.body = null;
+  }
+
+  private headerDone(): void {
+    const len = this.header.readUInt32BE(12);
+    if (len > this.maxBody) {
+      this.error('too_large', `frame body of ${len} bytes is over the ${this.maxBody}-byte limit; skipped`);
+      this.state = State.Skip;
+      this.skipLeft = len;
+      if (len === 0) this.state = State.Header;
+      return;
+    }
+    if (len === 0) { this.headerFill = 0; this.frame(this.header, 0, this.header, HEADER_SIZE, 0); return; }
+    this.bodyLength = len;
+    this.bodyFill = 0;
+    this.body = Buffer.allocUnsafe(len);
+    this.state = State.Body;
+  }
+
+  /** One whole frame: header at `h`, body at `b..b+len` (both only valid during this call). */
+  private frame(hbuf: Buffer, h: number, bbuf: Buffer, b: number, len: number): void {
+    const flag = hbuf[h + 2];
+    const hi = hbuf.readUInt32BE(h + 4);
+    const lo = hbuf.readUInt32BE(h + 8);
+    const msg: DubboMessage = {
+      type: flag & FLAG_REQUEST ? 'request' : 'response',
+      requestId: hi < 0x200000 ? String(hi * 0x100000000 + lo) : ((BigInt(hi) << 32n) | BigInt(lo)).toString(),
+      twoWay: (flag & FLAG_TWO_WAY) !== 0,
+      event: (flag & FLAG_EVENT) !== 0,
+      serializationId: flag & 0x1f,
+      status: hbuf[h + 3],
+      bodySize: len,
+      size: HEADER_SIZE + len,
+      startTime: this.frameStart,
+      endTime: this.time,
+      request: null,
+      response: null,
+      bodyError: null,
+    };
+    if (!msg.event && msg.serializationId === SERIALIZATION_HESSIAN2) {
+      if (msg.type === 'request') {
+        const r = readRequestBody(bbuf, b, b + len);
+        msg.request = r.body;
+        msg.bodyError = r.error;
+      } else {
+        const r = readResponseBody(bbuf, b, b + len, msg.status);
+        msg.response = r.body;
+        msg.bodyError = r.error;
+      }
+      if (this.opts.decodeValues && !msg.bodyError) msg.values = decodeValues(msg, bbuf.subarray(b, b + len));
+    }
+    this.opts.onMessage(msg);
+  }
+
+  private lostFraming(): void {
+    this.error('bad_magic', 'bytes where a Dubbo header must start are not 0xdabb; resynchronising on the next magic');
+    this.state = State.Resync;
+    this.headerFill = 0;
+    this.sawDa = false;
+  }
+
+  /** Offset of the next 0xdabb at or after `from`; -2 when it straddled the previous chunk; -1 if none. */
+  private findMagic(buf: Buffer, from: number): number {
+    if (this.sawDa && from === 0 && buf[0] === 0xbb) { this.sawDa = false; return -2; }
+    let i = from;
+    for (;;) {
+      const at = buf.indexOf(0xda, i);
+      if (at < 0) { this.sawDa = false; return -1; }
+      if (at + 1 >= buf.length) { this.sawDa = true; return -1; }
+      if (buf[at + 1] === 0xbb) { this.sawDa = false; return at; }
+      i = at + 1;
+    }
+  }
+
+  private error(code: string, reason: string): void {
+    const e: DecodeError = { code, reason, startTime: this.frameStart || this.time, endTime: this.time, size: 0 };
+    this.opts.onError?.(e);
+  }
+}
+
+export function dubboDecoder(options: DubboDecoderOptions): DubboDecoder {
+  return new DubboDecoder(options);
+}
