@@ -10,6 +10,8 @@ export { DubboDecoder, dubboDecoder } from './codecs/dubbo/decoder.js';
 export type { DubboDecoderOptions, DubboMessage } from './codecs/dubbo/decoder.js';
 export { countParameters, readRequestBody, readResponseBody, ResponseFlag } from './codecs/dubbo/body.js';
 export type { DubboRequestBody, DubboResponseBody } from './codecs/dubbo/body.js';
+export { encodeHeartbeat, encodeRequest, encodeResponse, javaException } from './codecs/dubbo/encoder.js';
+export type { DubboRequestSpec, DubboResponseSpec, RequestId } from './codecs/dubbo/encoder.js';
 export { Hessian2Reader } from './codecs/dubbo/hessian2.js';
 export type { HessianObject } from './codecs/dubbo/hessian2.js';
 export { decodeValues as decodeDubboValues } from './codecs/dubbo/values.js';

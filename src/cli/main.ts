@@ -26,6 +26,7 @@ options:
   --span-key NAME        extra header holding a span id; repeatable
   --body-capture BYTES   body bytes kept per message (default 4096, 0 for none)
   --timeout SECONDS      a request unanswered this long is a timeout (default 60)
+  --values               decode Dubbo arguments, return values and exceptions fully
   --proto-dir DIR        protobuf schemas for gRPC (not in this build yet)
   -h, --help             show this help
 
@@ -71,6 +72,7 @@ function read(args: string[]): Promise<number> | number {
         'span-key': { type: 'string', multiple: true },
         'body-capture': { type: 'string' },
         timeout: { type: 'string' },
+        values: { type: 'boolean' },
         'proto-dir': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -96,7 +98,7 @@ function read(args: string[]): Promise<number> | number {
   const bodyCapture = v['body-capture'] === undefined ? 4096 : wholeNumber('--body-capture', v['body-capture']);
   const timeout = v.timeout === undefined ? 60_000 : wholeNumber('--timeout', v.timeout) * 1000;
   return readFile(positionals[0], v.format, {
-    decode, bodyCapture, timeout, traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [],
+    decode, bodyCapture, timeout, traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [], decodeValues: v.values ?? false,
   });
 }
 
