@@ -121,7 +121,7 @@ export class DubboDecoder implements Decoder {
         }
         case State.Resync: {
           const at = this.findMagic(buf, i);
-          if (at < 0) { i = n; break; }
+          if (at === -1) { i = n; break; }
           this.state = State.Header;
           this.headerFill = 0;
           if (at === -2) { // the magic's first byte was the last of the previous chunk

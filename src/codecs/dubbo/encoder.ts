@@ -29,7 +29,7 @@ export interface DubboRequestSpec {
   /** JVM descriptors, e.g. `Ljava/lang/String;I`. */
   parameterTypes: string;
   args: unknown[];
-  attachments?: Record<string, unknown>;
+  attachments?: Record<string, unknown> | Map<string, unknown>;
 }
 
 export interface DubboResponseSpec {
@@ -40,7 +40,7 @@ export interface DubboResponseSpec {
   value?: unknown;
   exception?: unknown;
   /** With status 20: attachments make the flag the "_WITH_ATTACHMENTS" variant. */
-  attachments?: Record<string, unknown>;
+  attachments?: Record<string, unknown> | Map<string, unknown>;
   /** With a status other than 20. */
   errorMessage?: string;
 }
@@ -53,7 +53,7 @@ export function encodeRequest(spec: DubboRequestSpec): Buffer {
   e.write(spec.method);
   e.write(spec.parameterTypes);
   for (const a of spec.args) e.write(a);
-  e.write(spec.attachments ?? {});
+  e.write(ordered(spec.attachments ?? {}));
   const flag = FLAG_REQUEST | (spec.twoWay === false ? 0 : FLAG_TWO_WAY) | SERIALIZATION_HESSIAN2;
   return frame(flag, 0, spec.requestId, e.get());
 }
@@ -75,7 +75,7 @@ export function encodeResponse(spec: DubboResponseSpec): Buffer {
     e.write(withAttachments ? ResponseFlag.VALUE_WITH_ATTACHMENTS : ResponseFlag.VALUE);
     e.write(spec.value);
   }
-  if (withAttachments) e.write(spec.attachments);
+  if (withAttachments) e.write(ordered(spec.attachments!));
   return frame(SERIALIZATION_HESSIAN2, 20, spec.requestId, e.get());
 }
 
@@ -88,6 +88,11 @@ export function encodeHeartbeat(requestId: RequestId, response = false): Buffer 
 /** A Java exception as hessian.js writes it, for `encodeResponse({ exception })`. */
 export function javaException(className: string, message: string | null): unknown {
   return { $class: className, $: { detailMessage: message, cause: null, stackTrace: { $class: '[java.lang.StackTraceElement', $: [] }, suppressedExceptions: null } };
+}
+
+/** hessian.js sorts a plain object's keys; a Map keeps the caller's order, as it is on the wire. */
+function ordered(map: Record<string, unknown> | Map<string, unknown>): Map<string, unknown> {
+  return map instanceof Map ? map : new Map(Object.entries(map));
 }
 
 function frame(flag: number, status: number, requestId: RequestId, body: Buffer): Buffer {
