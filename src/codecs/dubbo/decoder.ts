@@ -51,7 +51,8 @@ export class DubboDecoder implements Decoder {
   private state = State.Header;
   private readonly header = Buffer.alloc(HEADER_SIZE);
   private headerFill = 0;
-  private body: Buffer | null = null;
+  /** Pieces of a body that spans chunks (copies: the caller owns its chunks). */
+  private bodyParts: Buffer[] = [];
   private bodyFill = 0;
   private bodyLength = 0;
   private skipLeft = 0;
@@ -100,12 +101,12 @@ export class DubboDecoder implements Decoder {
         }
         case State.Body: {
           const take = Math.min(this.bodyLength - this.bodyFill, n - i);
-          buf.copy(this.body!, this.bodyFill, i, i + take);
+          this.bodyParts.push(Buffer.from(buf.subarray(i, i + take)));
           this.bodyFill += take;
           i += take;
           if (this.bodyFill === this.bodyLength) {
-            const body = this.body!;
-            this.body = null;
+            const body = this.bodyParts.length === 1 ? this.bodyParts[0] : Buffer.concat(this.bodyParts, this.bodyLength);
+            this.bodyParts = [];
             this.state = State.Header;
             this.headerFill = 0;
             this.frame(this.header, 0, body, 0, this.bodyLength);
@@ -145,7 +146,7 @@ export class DubboDecoder implements Decoder {
       // The header survived: the frame's length says exactly where the next one starts.
       this.error('gap', `${length} bytes missing from the capture inside a frame`);
       this.skipLeft = this.bodyLength - this.bodyFill - length;
-      this.body = null;
+      this.bodyParts = [];
       this.state = this.skipLeft > 0 ? State.Skip : State.Header;
       this.headerFill = 0;
       return;
@@ -153,7 +154,7 @@ export class DubboDecoder implements Decoder {
     if (this.state !== State.Resync) this.error('gap', `${length} bytes missing from the capture`);
     this.state = State.Resync;
     this.sawDa = false;
-    this.body = null;
+    this.bodyParts = [];
   }
 
   end(time: number = Date.now()): void {
@@ -163,7 +164,7 @@ export class DubboDecoder implements Decoder {
     }
     this.state = State.Header;
     this.headerFill = 0;
-    this.body = null;
+    this.bodyParts = [];
   }
 
   private headerDone(): void {
@@ -176,9 +177,10 @@ export class DubboDecoder implements Decoder {
       return;
     }
     if (len === 0) { this.headerFill = 0; this.frame(this.header, 0, this.header, HEADER_SIZE, 0); return; }
+    // Memory follows the bytes that arrive, not the length a header claims.
     this.bodyLength = len;
     this.bodyFill = 0;
-    this.body = Buffer.allocUnsafe(len);
+    this.bodyParts = [];
     this.state = State.Body;
   }
 
