@@ -2,10 +2,11 @@
  * `npm run bench`: every microbenchmark in one run, flowtap beside its peers on the same input.
  * Prints a table and ratios per benchmark, then one final JSON line with everything.
  */
+import { benchDubbo } from './dubbo.js';
 import { benchHttp1 } from './http1.js';
 import type { BenchResult } from './measure.js';
 
-const benches: Record<string, () => BenchResult> = { http1: benchHttp1 };
+const benches: Record<string, () => BenchResult> = { http1: benchHttp1, dubbo: benchDubbo };
 const only = process.argv.slice(2);
 const all: BenchResult[] = [];
 for (const [name, run] of Object.entries(benches)) {

@@ -24,12 +24,19 @@ export function lowerCaseLookup(map: Record<string, unknown>): FieldLookup {
   return (name) => first(map[name]);
 }
 
-/** A lookup over a map with keys in any case (Dubbo attachments). */
+/**
+ * A lookup over a map with keys in any case (Dubbo attachments): an exact hit first, else a scan comparing
+ * lengths before case. Records ask a handful of names of a handful of keys, so no lower-cased copy is built.
+ */
 export function anyCaseLookup(map: Record<string, unknown> | Map<string, unknown>): FieldLookup {
-  const lower = new Map<string, unknown>();
-  const entries = map instanceof Map ? map.entries() : Object.entries(map);
-  for (const [k, v] of entries) if (!lower.has(k.toLowerCase())) lower.set(k.toLowerCase(), v);
-  return (name) => first(lower.get(name));
+  if (map instanceof Map) map = Object.fromEntries(map);
+  const m = map;
+  return (name) => {
+    const exact = m[name];
+    if (exact !== undefined && Object.hasOwn(m, name)) return first(exact);
+    for (const k in m) if (k.length === name.length && k.toLowerCase() === name) return first(m[k]);
+    return undefined;
+  };
 }
 
 function first(v: unknown): string | undefined {

@@ -65,7 +65,7 @@ describe('flowtap CLI', () => {
     expect(r.stderr).toMatch(/usage: flowtap read FILE/);
     const bad = run('node', [CLI, 'read', 'x.pcap', '--decode', '80=gopher']);
     expect(bad.status).toBe(2);
-    expect(bad.stderr.split('\n')[0]).toBe('flowtap: --decode: unknown protocol "gopher" (known: http1)');
+    expect(bad.stderr.split('\n')[0]).toBe('flowtap: --decode: unknown protocol "gopher" (known: http1, dubbo)');
     expect(run('node', [CLI, 'frobnicate']).status).toBe(2);
   });
 

@@ -16,16 +16,38 @@ export interface HessianObject {
   [field: string]: unknown;
 }
 
-interface ClassDef { name: string; fields: string[] }
+/**
+ * A class definition. Skipping an object needs only the field count, so the names are decoded from `at`
+ * the first time an object of the class is built (hot-path bodies skip most objects).
+ */
+interface ClassDef { count: number; at: number; name: string | null; fields: string[] | null }
 
 const SKIPPED = Symbol('skipped');
 const MAX_DEPTH = 256;
+
+/** What each leading byte starts (Hessian 2.0 grammar). */
+const enum K {
+  Invalid, StrCompact, StrMedium, StrChunk, Int1, Int2, Int3, Int4, Long1, Long2, Long3, Long4, Long8,
+  BinCompact, BinMedium, BinChunk, Null, True, False, Double0, Double1, DoubleByte, DoubleShort, DoubleMill, Double,
+  DateMs, DateMin, ClassDef, Object, ObjectCompact, Ref, MapUntyped, MapTyped, ListTypedVar, ListTyped, ListVar, List,
+  ListTypedCompact, ListCompact,
+}
+const KIND = new Uint8Array(256);
+const span = (from: number, to: number, k: K) => KIND.fill(k, from, to + 1);
+span(0x00, 0x1f, K.StrCompact); span(0x20, 0x2f, K.BinCompact); span(0x30, 0x33, K.StrMedium); span(0x34, 0x37, K.BinMedium);
+span(0x38, 0x3f, K.Long3); span(0x60, 0x6f, K.ObjectCompact); span(0x70, 0x77, K.ListTypedCompact); span(0x78, 0x7f, K.ListCompact);
+span(0x80, 0xbf, K.Int1); span(0xc0, 0xcf, K.Int2); span(0xd0, 0xd7, K.Int3); span(0xd8, 0xef, K.Long1); span(0xf0, 0xff, K.Long2);
+for (const [code, k] of [[0x41, K.BinChunk], [0x42, K.BinChunk], [0x43, K.ClassDef], [0x44, K.Double], [0x46, K.False], [0x48, K.MapUntyped],
+  [0x49, K.Int4], [0x4a, K.DateMs], [0x4b, K.DateMin], [0x4c, K.Long8], [0x4d, K.MapTyped], [0x4e, K.Null], [0x4f, K.Object], [0x51, K.Ref],
+  [0x52, K.StrChunk], [0x53, K.StrChunk], [0x54, K.True], [0x55, K.ListTypedVar], [0x56, K.ListTyped], [0x57, K.ListVar], [0x58, K.List],
+  [0x59, K.Long4], [0x5b, K.Double0], [0x5c, K.Double1], [0x5d, K.DoubleByte], [0x5e, K.DoubleShort], [0x5f, K.DoubleMill]] as const) KIND[code] = k;
 
 export class Hessian2Reader {
   pos: number;
   error: string | null = null;
   private classes: ClassDef[] = [];
-  private types: string[] = [];
+  /** How many type names were seen (for type references). */
+  private types = 0;
   /** Values by reference number; SKIPPED for values that were skipped, not built. */
   private refs: unknown[] = [];
 
@@ -77,9 +99,10 @@ export class Hessian2Reader {
     else if (c >= 0x60 && c <= 0x6f) { this.pos++; def = this.classes[c - 0x60]; }
     else { this.skip(); return null; }
     if (!def) { this.fail('object instance of an undefined class'); return null; }
-    const obj: HessianObject = { $class: def.name };
+    this.names(def);
+    const obj: HessianObject = { $class: def.name! };
     this.refs.push(obj);
-    for (const f of def.fields) {
+    for (const f of def.fields!) {
       if (keep.includes(f)) obj[f] = this.value(false);
       else this.value(true);
       if (this.error) return null;
@@ -115,61 +138,54 @@ export class Hessian2Reader {
     // Nesting is bounded so a hostile body cannot exhaust the stack (errors are values, never throws).
     if (this.depth >= MAX_DEPTH) return this.fail(`values nested deeper than ${MAX_DEPTH}`);
     this.depth++;
-    try {
-      return this.code(skip);
-    } finally {
-      this.depth--;
-    }
+    const v = this.code(skip);
+    this.depth--;
+    return v;
   }
 
+  /** One value by its leading code, dispatched through a 256-entry table (strings come first in practice). */
   private code(skip: boolean): unknown {
     const b = this.buf;
     const c = b[this.pos++];
-    // int
-    if (c >= 0x80 && c <= 0xbf) return c - 0x90;
-    if (c >= 0xc0 && c <= 0xcf) return ((c - 0xc8) << 8) + this.u8();
-    if (c >= 0xd0 && c <= 0xd7) { if (!this.need(2)) return; const v = ((c - 0xd4) << 16) + (b[this.pos] << 8) + b[this.pos + 1]; this.pos += 2; return v; }
-    if (c === 0x49) { if (!this.need(4)) return; const v = b.readInt32BE(this.pos); this.pos += 4; return v; }
-    // long
-    if (c >= 0xd8 && c <= 0xef) return c - 0xe0;
-    if (c >= 0xf0) return ((c - 0xf8) << 8) + this.u8();
-    if (c >= 0x38 && c <= 0x3f) { if (!this.need(2)) return; const v = ((c - 0x3c) << 16) + (b[this.pos] << 8) + b[this.pos + 1]; this.pos += 2; return v; }
-    if (c === 0x59) { if (!this.need(4)) return; const v = b.readInt32BE(this.pos); this.pos += 4; return v; }
-    if (c === 0x4c) { if (!this.need(8)) return; const v = b.readBigInt64BE(this.pos); this.pos += 8; return skip ? undefined : exactLong(v); }
-    // string
-    if (c <= 0x1f) return this.string(c, true, skip);
-    if (c >= 0x30 && c <= 0x33) return this.string(((c - 0x30) << 8) + this.u8(), true, skip);
-    if (c === 0x52 || c === 0x53) { if (!this.need(2)) return; const n = b.readUInt16BE(this.pos); this.pos += 2; return this.string(n, c === 0x53, skip); }
-    // binary
-    if (c >= 0x20 && c <= 0x2f) return this.binary(c - 0x20, true, skip);
-    if (c >= 0x34 && c <= 0x37) return this.binary(((c - 0x34) << 8) + this.u8(), true, skip);
-    if (c === 0x41 || c === 0x42) { if (!this.need(2)) return; const n = b.readUInt16BE(this.pos); this.pos += 2; return this.binary(n, c === 0x42, skip); }
-    switch (c) {
-      case 0x4e: return null;
-      case 0x54: return true;
-      case 0x46: return false;
-      case 0x5b: return 0;
-      case 0x5c: return 1;
-      case 0x5d: { if (!this.need(1)) return; return b.readInt8(this.pos++); }
-      case 0x5e: { if (!this.need(2)) return; const v = b.readInt16BE(this.pos); this.pos += 2; return v; }
-      case 0x5f: { if (!this.need(4)) return; const v = b.readInt32BE(this.pos) * 0.001; this.pos += 4; return v; }
-      case 0x44: { if (!this.need(8)) return; const v = b.readDoubleBE(this.pos); this.pos += 8; return v; }
-      case 0x4a: { if (!this.need(8)) return; const v = Number(b.readBigInt64BE(this.pos)); this.pos += 8; return skip ? undefined : new Date(v); }
-      case 0x4b: { if (!this.need(4)) return; const v = b.readInt32BE(this.pos) * 60000; this.pos += 4; return skip ? undefined : new Date(v); }
-      case 0x43: this.classDef(); return this.value(skip); // a definition precedes the value that uses it
-      case 0x4f: return this.object(this.readInt(), skip);
-      case 0x51: { const i = this.readInt(); return this.ref(i, skip); }
-      case 0x48: return this.map(null, skip);
-      case 0x4d: return this.map(this.type(), skip);
-      case 0x55: return this.list(this.type(), -1, skip);
-      case 0x56: { const t = this.type(); return this.list(t, this.readInt(), skip); }
-      case 0x57: return this.list(null, -1, skip);
-      case 0x58: return this.list(null, this.readInt(), skip);
-      default:
-        if (c >= 0x60 && c <= 0x6f) return this.object(c - 0x60, skip);
-        if (c >= 0x70 && c <= 0x77) { const t = this.type(); return this.list(t, c - 0x70, skip); }
-        if (c >= 0x78 && c <= 0x7f) return this.list(null, c - 0x78, skip);
-        return this.fail(`unknown Hessian code 0x${c.toString(16)} at byte ${this.pos - 1}`);
+    switch (KIND[c]) {
+      case K.StrCompact: return this.string(c, true, skip);
+      case K.StrMedium: return this.string(((c - 0x30) << 8) + this.u8(), true, skip);
+      case K.StrChunk: { if (!this.need(2)) return; const n = b.readUInt16BE(this.pos); this.pos += 2; return this.string(n, c === 0x53, skip); }
+      case K.Int1: return c - 0x90;
+      case K.Int2: return ((c - 0xc8) << 8) + this.u8();
+      case K.Int3: { if (!this.need(2)) return; const v = ((c - 0xd4) << 16) + (b[this.pos] << 8) + b[this.pos + 1]; this.pos += 2; return v; }
+      case K.Int4: case K.Long4: { if (!this.need(4)) return; const v = b.readInt32BE(this.pos); this.pos += 4; return v; }
+      case K.Long1: return c - 0xe0;
+      case K.Long2: return ((c - 0xf8) << 8) + this.u8();
+      case K.Long3: { if (!this.need(2)) return; const v = ((c - 0x3c) << 16) + (b[this.pos] << 8) + b[this.pos + 1]; this.pos += 2; return v; }
+      case K.Long8: { if (!this.need(8)) return; this.pos += 8; return skip ? undefined : exactLong(b.readBigInt64BE(this.pos - 8)); }
+      case K.BinCompact: return this.binary(c - 0x20, true, skip);
+      case K.BinMedium: return this.binary(((c - 0x34) << 8) + this.u8(), true, skip);
+      case K.BinChunk: { if (!this.need(2)) return; const n = b.readUInt16BE(this.pos); this.pos += 2; return this.binary(n, c === 0x42, skip); }
+      case K.Null: return null;
+      case K.True: return true;
+      case K.False: return false;
+      case K.Double0: return 0;
+      case K.Double1: return 1;
+      case K.DoubleByte: { if (!this.need(1)) return; return b.readInt8(this.pos++); }
+      case K.DoubleShort: { if (!this.need(2)) return; const v = b.readInt16BE(this.pos); this.pos += 2; return v; }
+      case K.DoubleMill: { if (!this.need(4)) return; const v = b.readInt32BE(this.pos) * 0.001; this.pos += 4; return v; }
+      case K.Double: { if (!this.need(8)) return; const v = b.readDoubleBE(this.pos); this.pos += 8; return v; }
+      case K.DateMs: { if (!this.need(8)) return; this.pos += 8; return skip ? undefined : new Date(Number(b.readBigInt64BE(this.pos - 8))); }
+      case K.DateMin: { if (!this.need(4)) return; const v = b.readInt32BE(this.pos) * 60000; this.pos += 4; return skip ? undefined : new Date(v); }
+      case K.ClassDef: this.classDef(); return this.value(skip); // a definition precedes the value that uses it
+      case K.Object: return this.object(this.readInt(), skip);
+      case K.ObjectCompact: return this.object(c - 0x60, skip);
+      case K.Ref: { const i = this.readInt(); return this.ref(i, skip); }
+      case K.MapUntyped: return this.map(skip);
+      case K.MapTyped: this.type(); return this.map(skip);
+      case K.ListTypedVar: this.type(); return this.list(-1, skip);
+      case K.ListTyped: this.type(); return this.list(this.readInt(), skip);
+      case K.ListVar: return this.list(-1, skip);
+      case K.List: return this.list(this.readInt(), skip);
+      case K.ListTypedCompact: this.type(); return this.list(c - 0x70, skip);
+      case K.ListCompact: return this.list(c - 0x78, skip);
+      default: return this.fail(`unknown Hessian code 0x${c.toString(16)} at byte ${this.pos - 1}`);
     }
   }
 
@@ -178,10 +194,16 @@ export class Hessian2Reader {
     let out = '';
     for (;;) {
       const start = this.pos;
-      // ASCII: one byte per unit, checked natively.
-      if (start + n <= this.end && isAscii(this.buf.subarray(start, start + n))) {
+      // ASCII: one byte per unit. Short runs are checked in JS (a native call plus a subarray per string
+      // cost more, measured); long ones natively.
+      if (!skip && final && out === '' && n <= SHORT && start + n <= this.end) {
+        // Service names, methods, attachment keys and values repeat: reuse the string seen before.
+        const cached = shortString(this.buf, start, n);
+        if (cached !== undefined) { this.pos += n; return cached; }
+      }
+      if (start + n <= this.end && isAsciiRun(this.buf, start, start + n)) {
         this.pos += n;
-        if (!skip) out += this.buf.toString('latin1', start, this.pos);
+        if (!skip) out += (this.buf as LatinBuffer).latin1Slice(start, this.pos);
       } else {
         const s = this.utf16Units(n, skip);
         if (s === undefined) return undefined;
@@ -246,40 +268,68 @@ export class Hessian2Reader {
   }
 
   private classDef(): void {
-    const name = this.readString();
+    const at = this.pos;
+    this.skipString();
     const count = this.readInt();
-    if (this.error || name === null || !(count >= 0) || count > 1 << 16) { this.fail('bad class definition'); return; }
-    const fields: string[] = [];
-    for (let i = 0; i < count && !this.error; i++) fields.push(this.readString() ?? '');
-    this.classes.push({ name, fields });
+    if (this.error || !(count >= 0) || count > 1 << 16) { this.fail('bad class definition'); return; }
+    for (let i = 0; i < count && !this.error; i++) this.skipString();
+    this.classes.push({ count, at, name: null, fields: null });
   }
 
-  /** A type: a string (remembered) or an int naming an earlier one. */
-  private type(): string {
+  /** Step over a string (or fail if the next value is not one). */
+  private skipString(): void {
+    const c = this.peek();
+    if (c === 0x4e) { this.pos++; return; }
+    if (!((c >= 0 && c <= 0x1f) || (c >= 0x30 && c <= 0x33) || c === 0x52 || c === 0x53)) { this.fail(`expected a string at byte ${this.pos}`); return; }
+    this.value(true);
+  }
+
+  /** The class's name and field names, decoded on first need. */
+  private names(def: ClassDef): ClassDef {
+    if (def.fields) return def;
+    const r = new Hessian2Reader(this.buf, def.at, this.end);
+    def.name = r.readString() ?? '';
+    r.readInt();
+    def.fields = [];
+    for (let i = 0; i < def.count; i++) def.fields.push(r.readString() ?? '');
+    return def;
+  }
+
+  /**
+   * A type: a string (remembered, so later ints can name it) or an int naming an earlier one. Records never
+   * show list/map type names, so they are stepped over, not built.
+   */
+  private type(): void {
     const c = this.peek();
     if ((c >= 0 && c <= 0x1f) || (c >= 0x30 && c <= 0x33) || c === 0x52 || c === 0x53) {
-      const t = this.readString() ?? '';
-      this.types.push(t);
-      return t;
+      this.skipString();
+      this.types++;
+      return;
     }
     const i = this.readInt();
-    return this.types[i] ?? '';
+    if (!(i >= 0 && i < this.types)) this.fail(`type reference #${i} to a type not seen`);
   }
 
   private object(defIndex: number, skip: boolean): unknown {
     const def = this.classes[defIndex];
     if (!def) return this.fail(`object instance of undefined class #${defIndex}`);
-    const obj: HessianObject | null = skip ? null : { $class: def.name };
-    this.refs.push(skip ? SKIPPED : obj);
-    for (const f of def.fields) {
-      const v = this.value(skip);
-      if (this.error) return undefined;
-      if (obj) obj[f] = v;
+    if (skip) {
+      this.refs.push(SKIPPED);
+      for (let i = 0; i < def.count && !this.error; i++) this.value(true);
+      return undefined;
     }
-    return skip ? undefined : obj;
+    this.names(def);
+    const obj: HessianObject = { $class: def.name! };
+    this.refs.push(obj);
+    for (const f of def.fields!) {
+      const v = this.value(false);
+      if (this.error) return undefined;
+      obj[f] = v;
+    }
+    return obj;
   }
 
-  private map(type: string | null, skip: boolean): unknown {
+  private map(skip: boolean): unknown {
     const obj: Record<string, unknown> | null = skip ? null : {};
     this.refs.push(skip ? SKIPPED : obj);
     while (!this.error) {
@@ -292,11 +342,10 @@ export class Hessian2Reader {
         else obj[key] = v;
       }
     }
-    void type;
     return undefined;
   }
 
-  private list(type: string | null, length: number, skip: boolean): unknown {
+  private list(length: number, skip: boolean): unknown {
     if (length > this.end - this.pos) return this.fail(`list length ${length} is larger than the body`);
     const arr: unknown[] | null = skip ? null : [];
     this.refs.push(skip ? SKIPPED : arr);
@@ -309,7 +358,6 @@ export class Hessian2Reader {
         arr?.push(v);
       }
     }
-    void type;
     return this.error ? undefined : skip ? undefined : arr;
   }
 
@@ -319,6 +367,41 @@ export class Hessian2Reader {
     const v = this.refs[i];
     return v === SKIPPED ? undefined : v;
   }
+}
+
+/** Buffer's own latin1 decoder, without toString's argument handling (used by Node's internals too). */
+interface LatinBuffer extends Buffer { latin1Slice(start: number, end: number): string }
+
+/**
+ * Short ASCII strings seen recently, direct-mapped by a cheap hash and checked byte for byte on a hit.
+ * Bounded (SLOTS entries); sharing strings between decoders is safe since strings are immutable.
+ */
+const SHORT = 64;
+const SLOTS = 1024;
+const slotBytes: (Buffer | null)[] = new Array(SLOTS).fill(null);
+const slotText: string[] = new Array(SLOTS).fill('');
+
+/** The ASCII string of `n` bytes at `start`, from the cache or made and cached; undefined if not ASCII. */
+function shortString(b: Buffer, start: number, n: number): string | undefined {
+  if (n === 0) return '';
+  const slot = (n * 31 + b[start] * 7 + b[start + n - 1] * 3 + b[start + (n >> 1)]) & (SLOTS - 1);
+  const known = slotBytes[slot];
+  if (known !== null && known.length === n) {
+    let k = 0;
+    while (k < n && known[k] === b[start + k]) k++;
+    if (k === n) return slotText[slot];
+  }
+  for (let i = start; i < start + n; i++) if (b[i] >= 0x80) return undefined;
+  const text = (b as LatinBuffer).latin1Slice(start, start + n);
+  slotBytes[slot] = Buffer.from(b.subarray(start, start + n));
+  slotText[slot] = text;
+  return text;
+}
+
+function isAsciiRun(b: Buffer, start: number, end: number): boolean {
+  if (end - start > 64) return isAscii(b.subarray(start, end));
+  for (let i = start; i < end; i++) if (b[i] >= 0x80) return false;
+  return true;
 }
 
 /** A 64-bit long: a number when exact, else its decimal string. */
