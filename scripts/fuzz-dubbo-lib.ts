@@ -5,17 +5,7 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { DubboDecoder, encodeHeartbeat, encodeRequest, encodeResponse, javaException } from '../src/index.js';
-
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from './seeded-random.js';
 
 /** Whole Dubbo frames to mutate: Pipy's dubbo-go stream (when present) and frames flowtap's encoder writes. */
 export function fixtures(): Buffer[] {

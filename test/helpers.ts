@@ -1,16 +1,8 @@
 /** Test helpers: seeded randomness, split-point drivers, and a capture writer for synthetic TCP traffic. */
 
-/** mulberry32: small, seeded, good enough to pick split points and mutations reproducibly. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom as rng } from '../scripts/seeded-random.js';
+
+export { rng };
 
 /** Cut `buf` at the given sorted offsets. */
 export function cutAt(buf: Buffer, offsets: number[]): Buffer[] {

@@ -30,6 +30,21 @@ public class DubboPeer {
 
   static final int HEADER = 16;
 
+  static class Frame { byte[] header; byte[] body; long id; }
+
+  /** One whole frame: the 16-byte header, the body its length names, and the request id. */
+  static Frame readFrame(DataInputStream in) throws IOException {
+    Frame f = new Frame();
+    f.header = new byte[HEADER];
+    in.readFully(f.header);
+    byte[] h = f.header;
+    int len = ((h[12] & 0xff) << 24) | ((h[13] & 0xff) << 16) | ((h[14] & 0xff) << 8) | (h[15] & 0xff);
+    f.body = new byte[len];
+    in.readFully(f.body);
+    for (int i = 4; i < 12; i++) f.id = (f.id << 8) | (h[i] & 0xff);
+    return f;
+  }
+
   public static void main(String[] args) throws Exception {
     int port = Integer.parseInt(args[1]);
     if (args[0].equals("provider")) provider(port);
@@ -59,14 +74,10 @@ public class DubboPeer {
       DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream()));
       OutputStream out = s.getOutputStream();
       while (true) {
-        byte[] h = new byte[HEADER];
-        in.readFully(h);
-        int len = ((h[12] & 0xff) << 24) | ((h[13] & 0xff) << 16) | ((h[14] & 0xff) << 8) | (h[15] & 0xff);
-        byte[] body = new byte[len];
-        in.readFully(body);
-        long id = 0;
-        for (int i = 4; i < 12; i++) id = (id << 8) | (h[i] & 0xff);
-        final long rid = id;
+        Frame f = readFrame(in);
+        byte[] h = f.header;
+        byte[] body = f.body;
+        final long rid = f.id;
         boolean event = (h[2] & 0x20) != 0;
         boolean twoWay = (h[2] & 0x40) != 0;
         if (event) { write(out, frame((byte) 0x22, (byte) 20, rid, new byte[] { 'N' })); continue; }
@@ -240,13 +251,10 @@ public class DubboPeer {
     out.flush();
     DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream()));
     for (int k = 0; k < calls.size() + 1; k++) { // the heartbeat is answered too; the one-way call is not
-      byte[] h = new byte[HEADER];
-      in.readFully(h);
-      int len = ((h[12] & 0xff) << 24) | ((h[13] & 0xff) << 16) | ((h[14] & 0xff) << 8) | (h[15] & 0xff);
-      byte[] body = new byte[len];
-      in.readFully(body);
-      long id = 0;
-      for (int i = 4; i < 12; i++) id = (id << 8) | (h[i] & 0xff);
+      Frame f = readFrame(in);
+      byte[] h = f.header;
+      byte[] body = f.body;
+      long id = f.id;
       int status = h[3] & 0xff;
       boolean event = (h[2] & 0x20) != 0;
       StringBuilder line = new StringBuilder("{\"id\":\"" + id + "\",\"status\":" + status + ",\"event\":" + event);
