@@ -9,9 +9,30 @@ const USAGE = `usage: flowtap <command> [options]
 
 commands:
   read FILE      decode a pcap/pcapng capture into exchange records
-  dump           run the transparent tap proxy (not in this build yet)
+  dump           run the transparent tap proxy, recording what crosses it
 
 run "flowtap <command> --help" for a command's options`;
+
+const DUMP_USAGE = `usage: flowtap dump --listen [HOST:]PORT --upstream HOST:PORT [options]
+
+Forwards every connection to the upstream unchanged and writes one exchange record
+per request/response it sees (protocols detected per connection).
+
+options:
+  --listen [HOST:]PORT   where to listen (host default 127.0.0.1)
+  --upstream HOST:PORT   where to forward
+  --out SPEC             jsonl:PATH, or jsonl:- for stdout (default); repeatable
+                         (es:URL, splunk:URL and clickhouse:URL are not in this build yet)
+  --decode PROTO         force a protocol (${protocols.map((p) => p.name).join(', ')}) instead of detecting it
+  --trace-key NAME       extra header holding a trace id; repeatable
+  --span-key NAME        extra header holding a span id; repeatable
+  --body-capture BYTES   body bytes kept per message (default 4096, 0 for none)
+  --no-mask              keep authorization, cookies and password/token body fields
+                         (masked as "***" by default)
+  -h, --help             show this help
+
+On a terminal a one-line status (connections, records, drops) is kept up to date.
+Stops on SIGINT/SIGTERM after writing what is queued.`;
 
 const READ_USAGE = `usage: flowtap read FILE [options]
 
@@ -42,13 +63,10 @@ function main(argv: string[]): Promise<number> | number {
   }
   try {
     if (command === 'read') return read(rest);
-    if (command === 'dump') {
-      process.stderr.write('flowtap dump: the tap proxy is not in this build yet\n');
-      return 2;
-    }
+    if (command === 'dump') return dump(rest);
     throw new UsageError(`unknown command "${command}"`);
   } catch (e) {
-    return usageFailure(e, command === 'read' ? READ_USAGE : USAGE);
+    return usageFailure(e, command === 'read' ? READ_USAGE : command === 'dump' ? DUMP_USAGE : USAGE);
   }
 }
 
@@ -100,6 +118,90 @@ function read(args: string[]): Promise<number> | number {
   return readFile(positionals[0], v.format, {
     decode, bodyCapture, timeout, traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [], decodeValues: v.values ?? false,
   });
+}
+
+function dump(args: string[]): Promise<number> | number {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args, allowPositionals: false, strict: true,
+      options: {
+        listen: { type: 'string' }, upstream: { type: 'string' }, out: { type: 'string', multiple: true },
+        decode: { type: 'string' }, 'trace-key': { type: 'string', multiple: true }, 'span-key': { type: 'string', multiple: true },
+        'body-capture': { type: 'string' }, 'no-mask': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0].replace(/\. To specify a positional.*$/, ''));
+  }
+  const v = parsed.values;
+  if (v.help) { process.stdout.write(DUMP_USAGE + '\n'); return 0; }
+  if (!v.listen) throw new UsageError('dump needs --listen [HOST:]PORT');
+  if (!v.upstream) throw new UsageError('dump needs --upstream HOST:PORT');
+  const listen = hostPort('--listen', v.listen, '127.0.0.1');
+  const upstream = hostPort('--upstream', v.upstream, null);
+  if (v.decode !== undefined && !protocols.some((p) => p.name === v.decode)) {
+    throw new UsageError(`--decode: unknown protocol "${v.decode}" (known: ${protocols.map((p) => p.name).join(', ')})`);
+  }
+  const outs = (v.out ?? ['jsonl:-']).map((spec) => {
+    const m = /^([a-z]+):(.+)$/.exec(spec);
+    if (!m) throw new UsageError(`--out takes KIND:TARGET, e.g. jsonl:records.jsonl, not "${spec}"`);
+    if (m[1] === 'jsonl') return m[2];
+    if (['es', 'splunk', 'clickhouse'].includes(m[1])) throw new UsageError(`--out ${m[1]}: that sink is not in this build yet`);
+    throw new UsageError(`--out: unknown sink "${m[1]}" (known: jsonl)`);
+  });
+  return runDump({
+    listen, upstream: { host: upstream.host!, port: upstream.port }, outs, protocol: v.decode,
+    traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [], mask: !v['no-mask'],
+    bodyCapture: v['body-capture'] === undefined ? 4096 : wholeNumber('--body-capture', v['body-capture']),
+  });
+}
+
+function hostPort(flag: string, s: string, defaultHost: string | null): { host: string | undefined; port: number } {
+  const m = /^(?:\[?([^\]]+?)\]?:)?(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535 || (!m[1] && !defaultHost)) {
+    throw new UsageError(`${flag} takes ${defaultHost ? '[HOST:]PORT' : 'HOST:PORT'}, not "${s}"`);
+  }
+  return { host: m[1] ?? defaultHost ?? undefined, port };
+}
+
+async function runDump(o: {
+  listen: { host: string | undefined; port: number }; upstream: { host: string; port: number }; outs: string[];
+  protocol: string | undefined; traceKeys: string[]; spanKeys: string[]; bodyCapture: number; mask: boolean;
+}): Promise<number> {
+  const { TapProxy } = await import('../pipeline/tap-proxy.js');
+  const { JsonlSink } = await import('../sinks/jsonl.js');
+  const sinks = o.outs.map((path) => new JsonlSink({ path }));
+  const proxy = new TapProxy({
+    listen: { host: o.listen.host, port: o.listen.port }, upstream: o.upstream, protocol: o.protocol,
+    traceKeys: o.traceKeys, spanKeys: o.spanKeys, bodyCapture: o.bodyCapture,
+  });
+  const { mask, pipeline, tee } = await import('../pipeline/stages.js');
+  proxy.on('record', o.mask ? pipeline(mask(), tee(...sinks)) : pipeline(tee(...sinks)));
+  proxy.on('upstreamError', (e) => { if (!process.stderr.isTTY) process.stderr.write(`flowtap: upstream: ${e.message}\n`); });
+  let address;
+  try {
+    address = await proxy.listen();
+  } catch (e) {
+    process.stderr.write(`flowtap: cannot listen on ${o.listen.host}:${o.listen.port}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+    return 2;
+  }
+  process.stderr.write(`flowtap: listening on ${address.address}:${address.port}, forwarding to ${o.upstream.host}:${o.upstream.port}\n`);
+  const tty = process.stderr.isTTY && !o.outs.includes('-');
+  const status = () => {
+    const dropped = sinks.reduce((n, s) => n + s.stats.dropped, 0);
+    process.stderr.write(`\r\x1b[Kconnections ${proxy.stats.open} open / ${proxy.stats.connections} total  records ${proxy.stats.records}  drops ${dropped}  upstream errors ${proxy.stats.upstreamErrors}`);
+  };
+  const ticker = tty ? setInterval(status, 250) : null;
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  if (ticker) { clearInterval(ticker); status(); process.stderr.write('\n'); }
+  await proxy.close();
+  await Promise.all(sinks.map((s) => s.close()));
+  return 0;
 }
 
 function wholeNumber(flag: string, s: string): number {

@@ -65,9 +65,9 @@ export class Conversation {
     this.session?.end(side, time);
   }
 
-  close(time: number): void {
+  close(time: number, reason?: string): void {
     if (!this.session) this.detect(true);
-    this.session?.close(time);
+    this.session?.close(time, reason);
   }
 
   expire(before: number): void {

@@ -72,9 +72,13 @@ export class DubboSession implements ProtocolSession {
     this.decoders[side].end(time);
   }
 
-  close(time: number): void {
+  close(time: number, reason?: string): void {
     for (const side of ['client', 'server'] as const) {
-      for (const p of this.pending[side].values()) if (!p.expired) this.emit(side, p.req, null, null, time);
+      for (const p of this.pending[side].values()) {
+        if (p.expired) continue;
+        if (reason) this.ctx.emit({ ...this.record(side, p.req, null, null, p.req.startTime, null), status: 'server_error', error: reason });
+        else this.emit(side, p.req, null, null, time);
+      }
       this.pending[side].clear();
     }
   }

@@ -16,6 +16,8 @@ interface Exchange {
   error: string | null;
   /** A timeout record was already emitted; a late response is absorbed, not reported twice. */
   expired: boolean;
+  /** Why no response can come (upstream unreachable, reset): a server_error, not a timeout. */
+  failure?: string;
   start: number;
 }
 
@@ -67,10 +69,11 @@ export class Http1Session implements ProtocolSession {
     (side === 'client' ? this.requests : this.responses).end(time);
   }
 
-  close(time: number): void {
+  close(time: number, reason?: string): void {
     for (const x of this.queue.splice(0)) {
       if (x.expired && !x.res) continue;
-      if (!x.resDone && x.res && !x.error) x.error = 'the connection ended before the response did';
+      if (!x.res && reason) x.failure = reason;
+      else if (!x.resDone && x.res && !x.error) x.error = 'the connection ended before the response did';
       this.emit(x, time);
     }
   }
@@ -156,6 +159,7 @@ export class Http1Session implements ProtocolSession {
     const start = req?.startTime ?? res?.startTime ?? x.start;
     const status = x.error !== null ? 'parse_error'
       : res ? httpStatusClass(res.statusCode!)
+      : x.failure ? 'server_error'
       : 'timeout';
     const headers: HeaderMap = req?.headers ?? {};
     const trace = traceContext(lowerCaseLookup(headers), this.ctx.options);
@@ -171,7 +175,7 @@ export class Http1Session implements ProtocolSession {
       status,
       code: res?.statusCode ?? null,
       endpoint: request.path ?? '',
-      error: x.error ?? (res && !complete && closedAt ? 'the connection ended before the response did' : null),
+      error: x.error ?? x.failure ?? (res && !complete && closedAt ? 'the connection ended before the response did' : null),
       traceId: trace.traceId,
       spanId: trace.spanId,
       xRequestId: trace.xRequestId,

@@ -31,8 +31,11 @@ export interface ProtocolSession {
   write(side: Side, chunk: Uint8Array, time: number): void;
   gap(side: Side, length: number, time: number): void;
   end(side: Side, time: number): void;
-  /** The connection is over: every exchange still open becomes a record now. */
-  close(time: number): void;
+  /**
+   * The connection is over: every exchange still open becomes a record now — a `timeout`, or with `reason`
+   * (the upstream was unreachable, the connection was reset) a `server_error` saying why.
+   */
+  close(time: number, reason?: string): void;
   /** Exchanges started before `before` and still unanswered become `timeout` records. */
   expire(before: number): void;
   /** startTime of the oldest exchange not yet emitted, or Infinity. */

@@ -1,0 +1,210 @@
+/**
+ * The tap proxy: accept a connection, connect it to the upstream, forward every byte unchanged both ways,
+ * and decode both directions beside the forwarding path into exchange records.
+ *
+ * Forwarding is Node's own `pipe()` (backpressure by pause/resume, FIN one way keeps the other open with
+ * allowHalfOpen). The tap listens to the same chunks (no copies) after the pipe has written them, so
+ * decoding never delays a byte; it is fenced so that nothing it does can alter or break forwarding.
+ */
+import net, { type AddressInfo, type Socket } from 'node:net';
+import { EventEmitter } from 'eventemitter3';
+import type { ExchangeRecord, Peer } from '../record.js';
+import { Conversation } from './conversation.js';
+import type { SessionOptions, Side } from './session.js';
+
+export interface TapProxyOptions extends SessionOptions {
+  /** Where to listen. Host default 127.0.0.1. */
+  listen: { host?: string; port: number };
+  upstream: { host: string; port: number };
+  /** A protocol name to force, or 'auto' (default): detected per connection from the first bytes. */
+  protocol?: string;
+  /** Give up on the upstream after this long, ms. Default 5000. */
+  connectTimeout?: number;
+  /** A request unanswered this long becomes a `timeout` record, ms. Default 60 000. */
+  timeout?: number;
+}
+
+export interface TapProxyStats {
+  connections: number;
+  open: number;
+  records: number;
+  bytesFromClients: number;
+  bytesFromUpstream: number;
+  upstreamErrors: number;
+  /** Connections whose decoding was switched off after an internal error (forwarding went on). */
+  tapErrors: number;
+}
+
+export interface ConnectionInfo { connectionId: string; client: Peer; upstream: Peer }
+
+export interface TapProxyEvents {
+  record: (record: ExchangeRecord) => void;
+  connection: (info: ConnectionInfo) => void;
+  close: (info: ConnectionInfo & { bytesFromClient: number; bytesFromUpstream: number }) => void;
+  upstreamError: (error: Error, info: ConnectionInfo) => void;
+  tapError: (error: Error, info: ConnectionInfo) => void;
+}
+
+const now = () => performance.timeOrigin + performance.now();
+
+export class TapProxy extends EventEmitter<TapProxyEvents> {
+  readonly stats: TapProxyStats = {
+    connections: 0, open: 0, records: 0, bytesFromClients: 0, bytesFromUpstream: 0, upstreamErrors: 0, tapErrors: 0,
+  };
+  private readonly server: net.Server;
+  private readonly live = new Map<string, { conversation: Conversation | null; sockets: Socket[] }>();
+  private sweeper: NodeJS.Timeout | null = null;
+  private nextId = 1;
+
+  constructor(private readonly opts: TapProxyOptions) {
+    super();
+    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => this.accept(s));
+  }
+
+  /** Start listening; resolves with the bound address (port 0 picks a free one). */
+  async listen(): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.opts.listen.port, this.opts.listen.host ?? '127.0.0.1', () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    this.sweeper = setInterval(() => {
+      const before = now() - (this.opts.timeout ?? 60_000);
+      for (const c of this.live.values()) c.conversation?.expire(before);
+    }, 1000);
+    this.sweeper.unref();
+    return this.server.address() as AddressInfo;
+  }
+
+  get address(): AddressInfo | null {
+    return this.server.address() as AddressInfo | null;
+  }
+
+  /** Stop accepting, end open connections, and report what they still had open. */
+  async close(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const c of this.live.values()) for (const s of c.sockets) s.destroy();
+    await closed;
+  }
+
+  private accept(client: Socket): void {
+    const connectionId = String(this.nextId++);
+    const clientPeer: Peer = { ip: normaliseIp(client.remoteAddress), port: client.remotePort ?? 0 };
+    const upstreamPeer: Peer = { ip: this.opts.upstream.host, port: this.opts.upstream.port };
+    const info: ConnectionInfo = { connectionId, client: clientPeer, upstream: upstreamPeer };
+    this.stats.connections++;
+    this.stats.open++;
+    let conversation: Conversation | null = null;
+    try {
+      conversation = new Conversation({
+        ...this.opts,
+        client: clientPeer, server: upstreamPeer, connectionId,
+        protocol: this.opts.protocol ?? 'auto',
+        onRecord: (r) => this.record(r),
+      });
+    } catch (e) {
+      this.tapFailed(e as Error, info, null);
+    }
+    const entry = { conversation, sockets: [client] as Socket[] };
+    this.live.set(connectionId, entry);
+    this.emit('connection', info);
+
+    const upstream = net.connect({ host: this.opts.upstream.host, port: this.opts.upstream.port, allowHalfOpen: true });
+    entry.sockets.push(upstream);
+    let fromClient = 0;
+    let fromUpstream = 0;
+    let connected = false;
+
+    // The tap: after the pipe's own listener (added first), so a chunk is forwarded before it is decoded.
+    const tap = (side: Side) => (chunk: Buffer) => {
+      if (side === 'client') { fromClient += chunk.length; this.stats.bytesFromClients += chunk.length; }
+      else { fromUpstream += chunk.length; this.stats.bytesFromUpstream += chunk.length; }
+      const c = entry.conversation;
+      if (!c) return;
+      try {
+        c.write(side, chunk, now());
+      } catch (e) {
+        this.tapFailed(e as Error, info, entry);
+      }
+    };
+    const end = (side: Side) => () => {
+      try { entry.conversation?.end(side, now()); } catch (e) { this.tapFailed(e as Error, info, entry); }
+    };
+
+    const connectTimer = setTimeout(() => upstream.destroy(new Error(`connect timed out after ${this.opts.connectTimeout ?? 5000} ms`)),
+      this.opts.connectTimeout ?? 5000);
+    upstream.once('connect', () => {
+      connected = true;
+      clearTimeout(connectTimer);
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.on('data', tap('client'));
+      upstream.on('data', tap('server'));
+      client.on('end', end('client'));
+      upstream.on('end', end('server'));
+      client.resume();
+    });
+
+    // A reset on one side is a reset on the other; a plain close closes the other once both ends are done.
+    client.on('error', () => { if (!upstream.destroyed) upstream.resetAndDestroy(); });
+    upstream.on('error', (e) => {
+      clearTimeout(connectTimer);
+      if (!connected) {
+        this.stats.upstreamErrors++;
+        this.emit('upstreamError', e, info);
+        // Read what the client already sent, so its request gets a record saying why, then close promptly.
+        client.on('data', tap('client'));
+        client.resume();
+        setTimeout(() => {
+          this.finish(entry, `upstream ${upstreamPeer.ip}:${upstreamPeer.port} unreachable: ${(e as NodeJS.ErrnoException).code ?? e.message}`);
+          if (!client.destroyed) client.resetAndDestroy();
+        }, 10);
+        return;
+      }
+      if (!client.destroyed) client.resetAndDestroy();
+    });
+
+    let closedSockets = 0;
+    const onClose = () => {
+      if (++closedSockets < 2) {
+        // Once one side is gone for good, nothing more can cross: close the other.
+        const other = client.destroyed ? upstream : client;
+        if (other.writableEnded && other.readableEnded) other.destroy();
+        return;
+      }
+      this.stats.open--;
+      this.live.delete(connectionId);
+      this.finish(entry, client.errored || upstream.errored ? 'the connection was reset' : undefined);
+      this.emit('close', { ...info, bytesFromClient: fromClient, bytesFromUpstream: fromUpstream });
+    };
+    client.on('close', onClose);
+    upstream.on('close', onClose);
+  }
+
+  private finish(entry: { conversation: Conversation | null }, reason?: string): void {
+    const c = entry.conversation;
+    entry.conversation = null;
+    if (!c) return;
+    try { c.close(now(), reason); } catch (e) { this.stats.tapErrors++; void e; }
+  }
+
+  private record(r: ExchangeRecord): void {
+    this.stats.records++;
+    this.emit('record', r);
+  }
+
+  /** A bug in decoding: report it, stop decoding this connection; forwarding is untouched. */
+  private tapFailed(e: Error, info: ConnectionInfo, entry: { conversation: Conversation | null } | null): void {
+    this.stats.tapErrors++;
+    if (entry) entry.conversation = null;
+    this.emit('tapError', e, info);
+  }
+}
+
+function normaliseIp(ip: string | undefined): string {
+  if (!ip) return '';
+  return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}

@@ -1,0 +1,149 @@
+/**
+ * The shape every sink shares: records go into a bounded queue and leave in batches (by size or time),
+ * a failed batch is retried with exponential backoff, and when the queue is full new records are dropped
+ * and counted — so a slow or dead store can never hold up the traffic being watched.
+ */
+import { EventEmitter } from 'eventemitter3';
+import type { ExchangeRecord } from '../record.js';
+
+export interface BatchingOptions {
+  /** Records held at most; past this, new records are dropped (and counted). Default 10 000. */
+  maxQueue?: number;
+  /** Records per batch. Default 500. */
+  batchSize?: number;
+  /** A partial batch leaves after this long, ms. Default 1000. */
+  flushInterval?: number;
+  /** First retry delay, ms; doubles per failure up to `maxBackoff`. Default 200. */
+  backoff?: number;
+  maxBackoff?: number;
+}
+
+export interface SinkStats {
+  /** Records accepted into the queue. */
+  accepted: number;
+  /** Records written by the store. */
+  written: number;
+  /** Records dropped because the queue was full. */
+  dropped: number;
+  /** Batches that failed (each is retried). */
+  failures: number;
+  queued: number;
+}
+
+export interface SinkEvents {
+  /** A batch failed; it will be retried after `retryIn` ms. */
+  error: (error: Error, retryIn: number) => void;
+  /** The first record dropped since the queue was last below its bound. */
+  drop: (dropped: number) => void;
+  /** A batch was written. */
+  written: (count: number) => void;
+}
+
+export interface RecordSink {
+  write(record: ExchangeRecord): void;
+  /** Write what is queued (retrying as configured), then release resources. */
+  close(): Promise<void>;
+  readonly stats: SinkStats;
+}
+
+export abstract class BatchingSink extends EventEmitter<SinkEvents> implements RecordSink {
+  readonly stats: SinkStats = { accepted: 0, written: 0, dropped: 0, failures: 0, queued: 0 };
+  private queue: ExchangeRecord[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private sending = false;
+  private closing = false;
+  private delay = 0;
+  private dropping = false;
+  private readonly o: Required<BatchingOptions>;
+
+  constructor(options: BatchingOptions = {}) {
+    super();
+    this.o = {
+      maxQueue: options.maxQueue ?? 10_000,
+      batchSize: options.batchSize ?? 500,
+      flushInterval: options.flushInterval ?? 1000,
+      backoff: options.backoff ?? 200,
+      maxBackoff: options.maxBackoff ?? 30_000,
+    };
+  }
+
+  /** Send one batch to the store; reject to have it retried. */
+  protected abstract send(batch: ExchangeRecord[]): Promise<void>;
+
+  /** Release the store's resources after the last batch. */
+  protected async release(): Promise<void> {}
+
+  write(record: ExchangeRecord): void {
+    if (this.closing) { this.stats.dropped++; return; }
+    if (this.queue.length >= this.o.maxQueue) {
+      this.stats.dropped++;
+      if (!this.dropping) { this.dropping = true; this.emit('drop', this.stats.dropped); }
+      return;
+    }
+    this.dropping = false;
+    this.queue.push(record);
+    this.stats.accepted++;
+    this.stats.queued = this.queue.length;
+    if (this.queue.length >= this.o.batchSize) this.kick(0);
+    else if (!this.timer && !this.sending) this.kick(this.o.flushInterval);
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    // Drain: keep sending while there is something and the store accepts it (bounded by retries below).
+    let attempts = 0;
+    while ((this.queue.length > 0 || this.sending) && attempts < 5) {
+      if (this.sending) { await new Promise((r) => setTimeout(r, 10)); continue; }
+      if (!(await this.flushOnce())) { attempts++; await new Promise((r) => setTimeout(r, Math.min(this.o.backoff * 2 ** attempts, 2000))); }
+    }
+    this.stats.dropped += this.queue.length; // could not be written before closing: counted, not lost silently
+    this.queue = [];
+    this.stats.queued = 0;
+    await this.release();
+  }
+
+  private kick(after: number): void {
+    if (this.timer || this.closing) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.pump();
+    }, after);
+    this.timer.unref?.();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.sending) return;
+    const ok = await this.flushOnce();
+    if (this.closing) return;
+    if (!ok) {
+      this.delay = this.delay === 0 ? this.o.backoff : Math.min(this.delay * 2, this.o.maxBackoff);
+      this.kick(this.delay);
+    } else {
+      this.delay = 0;
+      if (this.queue.length >= this.o.batchSize) this.kick(0);
+      else if (this.queue.length > 0) this.kick(this.o.flushInterval);
+    }
+  }
+
+  /** One batch; true when written (or nothing to do). */
+  private async flushOnce(): Promise<boolean> {
+    if (this.queue.length === 0) return true;
+    this.sending = true;
+    const batch = this.queue.slice(0, this.o.batchSize);
+    try {
+      await this.send(batch);
+      this.queue.splice(0, batch.length);
+      this.stats.written += batch.length;
+      this.stats.queued = this.queue.length;
+      this.emit('written', batch.length);
+      return true;
+    } catch (e) {
+      this.stats.failures++;
+      this.emit('error', e as Error, this.delay === 0 ? this.o.backoff : Math.min(this.delay * 2, this.o.maxBackoff));
+      return false;
+    } finally {
+      this.sending = false;
+    }
+  }
+}

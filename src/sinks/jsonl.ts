@@ -1,0 +1,55 @@
+/** Records as JSON lines: to a file (rotated by size) or stdout. The embedded default sink. */
+import { once } from 'node:events';
+import { createWriteStream, renameSync, statSync, type WriteStream } from 'node:fs';
+import type { ExchangeRecord } from '../record.js';
+import { BatchingSink, type BatchingOptions } from './batching.js';
+
+export interface JsonlSinkOptions extends BatchingOptions {
+  /** A file path, or '-' for stdout. */
+  path: string;
+  /** Rotate when the file reaches this many bytes: `records.jsonl` → `records.jsonl.1` (kept: `keep`). Default 0 (never). */
+  rotateBytes?: number;
+  /** Rotated files kept. Default 3. */
+  keep?: number;
+}
+
+export class JsonlSink extends BatchingSink {
+  private out: WriteStream | NodeJS.WriteStream;
+  private size = 0;
+
+  constructor(private readonly opts: JsonlSinkOptions) {
+    super({ flushInterval: 200, ...opts });
+    this.out = this.open();
+  }
+
+  protected async send(batch: ExchangeRecord[]): Promise<void> {
+    let text = '';
+    for (const r of batch) text += JSON.stringify(r) + '\n';
+    if (this.opts.rotateBytes && this.size > 0 && this.size + text.length > this.opts.rotateBytes) await this.rotate();
+    this.size += Buffer.byteLength(text);
+    if (!this.out.write(text)) await once(this.out, 'drain');
+  }
+
+  protected override async release(): Promise<void> {
+    if (this.out === process.stdout) return;
+    await new Promise<void>((resolve) => (this.out as WriteStream).end(resolve));
+  }
+
+  private open(): WriteStream | NodeJS.WriteStream {
+    if (this.opts.path === '-') return process.stdout;
+    try { this.size = statSync(this.opts.path).size; } catch { this.size = 0; }
+    const s = createWriteStream(this.opts.path, { flags: 'a' });
+    s.on('error', (e) => this.emit('error', e, 0));
+    return s;
+  }
+
+  private async rotate(): Promise<void> {
+    await new Promise<void>((resolve) => (this.out as WriteStream).end(resolve));
+    const keep = this.opts.keep ?? 3;
+    for (let i = keep - 1; i >= 1; i--) {
+      try { renameSync(`${this.opts.path}.${i}`, `${this.opts.path}.${i + 1}`); } catch { /* not there yet */ }
+    }
+    renameSync(this.opts.path, `${this.opts.path}.1`);
+    this.out = this.open();
+  }
+}
