@@ -16,6 +16,8 @@ export interface BatchingOptions {
   /** First retry delay, ms; doubles per failure up to `maxBackoff`. Default 200. */
   backoff?: number;
   maxBackoff?: number;
+  /** A batch the store has not answered within this long failed (and is retried), ms. Default 10 000. */
+  sendTimeout?: number;
 }
 
 export interface SinkStats {
@@ -64,6 +66,7 @@ export abstract class BatchingSink extends EventEmitter<SinkEvents> implements R
       flushInterval: options.flushInterval ?? 1000,
       backoff: options.backoff ?? 200,
       maxBackoff: options.maxBackoff ?? 30_000,
+      sendTimeout: options.sendTimeout ?? 10_000,
     };
   }
 
@@ -131,8 +134,15 @@ export abstract class BatchingSink extends EventEmitter<SinkEvents> implements R
     if (this.queue.length === 0) return true;
     this.sending = true;
     const batch = this.queue.slice(0, this.o.batchSize);
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await this.send(batch);
+      // A store that hangs must not hold the queue forever: past sendTimeout the batch counts as failed.
+      await Promise.race([
+        this.send(batch),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`the store did not answer within ${this.o.sendTimeout} ms`)), this.o.sendTimeout);
+        }),
+      ]);
       this.queue.splice(0, batch.length);
       this.stats.written += batch.length;
       this.stats.queued = this.queue.length;
@@ -143,6 +153,7 @@ export abstract class BatchingSink extends EventEmitter<SinkEvents> implements R
       this.emit('error', e as Error, this.delay === 0 ? this.o.backoff : Math.min(this.delay * 2, this.o.maxBackoff));
       return false;
     } finally {
+      clearTimeout(timer);
       this.sending = false;
     }
   }
