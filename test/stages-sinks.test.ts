@@ -1,0 +1,133 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { filter, JsonlSink, map, mask, pipeline, rateLimit, sample, tee, type ExchangeRecord } from '../src/index.js';
+import { tempDir } from './tools.js';
+
+function rec(i: number, extra: Partial<ExchangeRecord> = {}): ExchangeRecord {
+  return {
+    protocol: 'http1', client: { ip: '10.0.0.1', port: 1000 + i }, server: { ip: '10.0.0.2', port: 80 }, connectionId: String(i),
+    startTime: i, endTime: i + 1, duration: 1, status: 'ok', code: 200, endpoint: `/e${i % 3}`, error: null,
+    traceId: `t${i}`, spanId: null, xRequestId: null, requestSize: 10, responseSize: 10,
+    request: { method: 'POST', headers: { authorization: 'Bearer secret', 'x-ok': 'fine' }, body: '{"user":"a","password":"p","nested":{"apiKey":"k","n":1}}', bodySize: 50 },
+    response: { statusCode: 200, headers: { 'set-cookie': ['a=1', 'b=2'] }, bodySize: 0 },
+    ...extra,
+  };
+}
+
+describe('pipeline stages', () => {
+  it('read top-down: filter, map, tee; the chain runs in order', () => {
+    const seen: string[] = [];
+    const out: ExchangeRecord[] = [];
+    const handle = pipeline(
+      filter((r) => r.endpoint !== '/e0'),
+      map((r) => ({ ...r, endpoint: r.endpoint.toUpperCase() })),
+      tee((r) => seen.push(r.endpoint)),
+      tee((r) => out.push(r)),
+    );
+    for (let i = 0; i < 6; i++) handle(rec(i));
+    expect(seen).toEqual(['/E1', '/E2', '/E1', '/E2']);
+    expect(out).toHaveLength(4);
+  });
+
+  it('sample by a field is consistent: the same trace id is always kept or always dropped, at about the percentage', () => {
+    const kept = new Set<string>();
+    const handle = pipeline(sample({ percent: 25, by: 'traceId' }), tee((r) => kept.add(r.traceId!)));
+    for (let i = 0; i < 4000; i++) handle(rec(i));
+    const again = new Set<string>();
+    const h2 = pipeline(sample({ percent: 25, by: 'traceId' }), tee((r) => again.add(r.traceId!)));
+    for (let i = 0; i < 4000; i++) h2(rec(i));
+    expect([...again]).toEqual([...kept]);
+    expect(kept.size / 4000).toBeGreaterThan(0.2);
+    expect(kept.size / 4000).toBeLessThan(0.3);
+  });
+
+  it('rateLimit passes at most N a second and counts the rest', () => {
+    const counters = { dropped: 0 };
+    let passed = 0;
+    const handle = pipeline(rateLimit(100, counters), tee(() => { passed++; }));
+    for (let i = 0; i < 1000; i++) handle(rec(i));
+    expect(passed).toBeGreaterThanOrEqual(100);
+    expect(passed).toBeLessThanOrEqual(102);
+    expect(counters.dropped).toBe(1000 - passed);
+  });
+
+  it('mask hides authorization, cookies and password/token JSON fields, on a copy', () => {
+    const original = rec(1);
+    let masked: ExchangeRecord | undefined;
+    pipeline(mask(), tee((r) => { masked = r; }))(original);
+    const req = masked!.request as { headers: Record<string, string>; body: string };
+    expect(req.headers).toEqual({ authorization: '***', 'x-ok': 'fine' });
+    expect(JSON.parse(req.body)).toEqual({ user: 'a', password: '***', nested: { apiKey: '***', n: 1 } });
+    expect((masked!.response as { headers: Record<string, unknown> }).headers['set-cookie']).toBe('***');
+    expect((original.request as { headers: Record<string, string> }).headers.authorization).toBe('Bearer secret'); // untouched
+    const dubbo = rec(2, { protocol: 'dubbo', request: { attachments: { token: 'abc', path: 'svc' } }, response: null });
+    pipeline(mask(), tee((r) => { masked = r; }))(dubbo);
+    expect((masked!.request as { attachments: object }).attachments).toEqual({ token: '***', path: 'svc' });
+  });
+});
+
+describe('JSONL sink', () => {
+  it('writes every record as one JSON line and flushes on close', async () => {
+    const path = join(tempDir(), 'r.jsonl');
+    const sink = new JsonlSink({ path, batchSize: 7 });
+    for (let i = 0; i < 100; i++) sink.write(rec(i));
+    await sink.close();
+    const lines = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.connectionId)).toEqual(Array.from({ length: 100 }, (_, i) => String(i)));
+    expect(sink.stats).toMatchObject({ accepted: 100, written: 100, dropped: 0 });
+  });
+
+  it('rotates by size, keeping the configured number of files', async () => {
+    const path = join(tempDir(), 'r.jsonl');
+    const sink = new JsonlSink({ path, batchSize: 10, rotateBytes: 20_000, keep: 2 });
+    for (let i = 0; i < 300; i++) sink.write(rec(i));
+    await sink.close();
+    expect(existsSync(`${path}.1`)).toBe(true);
+    expect(existsSync(`${path}.2`)).toBe(true);
+    expect(existsSync(`${path}.3`)).toBe(false);
+    for (const f of [path, `${path}.1`, `${path}.2`]) expect(readFileSync(f).length).toBeLessThanOrEqual(20_000 + 2_000);
+    const last = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(last[last.length - 1].connectionId).toBe('299');
+  });
+
+  it('a full queue drops and counts instead of growing', () => {
+    const sink = new JsonlSink({ path: join(tempDir(), 'r.jsonl'), maxQueue: 50, batchSize: 1000, flushInterval: 60_000 });
+    const drops: number[] = [];
+    sink.on('drop', (n) => drops.push(n));
+    for (let i = 0; i < 200; i++) sink.write(rec(i));
+    expect(sink.stats).toMatchObject({ accepted: 50, dropped: 150, queued: 50 });
+    expect(drops).toEqual([1]); // one event per episode, not one per record
+    return sink.close();
+  });
+});
+
+describe('flowtap dump', () => {
+  it('proxies, writes records to the JSONL file (masked by default), and stops cleanly on SIGINT', async () => {
+    const upstream = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('hi')); });
+    upstream.listen(0, '127.0.0.1');
+    await once(upstream, 'listening');
+    const up = (upstream.address() as AddressInfo).port;
+    const out = join(tempDir(), 'dump.jsonl');
+    const cli = spawn('node', [new URL('../dist/cli.js', import.meta.url).pathname, 'dump', '--listen', '127.0.0.1:0', '--upstream', `127.0.0.1:${up}`, '--out', `jsonl:${out}`],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    const port = await new Promise<number>((resolve, reject) => {
+      cli.stderr.on('data', (d) => { err += d; const m = /listening on [^:]+:(\d+)/.exec(err); if (m) resolve(Number(m[1])); });
+      cli.on('exit', (c) => reject(new Error(`dump exited ${c}: ${err}`)));
+    });
+    for (const path of ['/one', '/two']) {
+      await new Promise<void>((resolve) => http.get({ port, host: '127.0.0.1', path, headers: { authorization: 'Basic c2VjcmV0' } }, (res) => { res.resume(); res.on('end', resolve); }));
+    }
+    cli.kill('SIGINT');
+    const [code] = await once(cli, 'exit');
+    upstream.close();
+    expect(code).toBe(0);
+    const records = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(records.map((r) => [r.endpoint, r.code, r.request.headers.authorization])).toEqual([['/one', 200, '***'], ['/two', 200, '***']]);
+  });
+});
