@@ -1,7 +1,7 @@
 /**
  * flowtap: see and steer the traffic between services.
- * The root entry holds decoders, pairing, capture input, the tap proxy and the embedded JSONL sink; it loads
- * no koffi or BPF (flowtap/bpf), and network sinks are loaded only when used.
+ * The root entry holds decoders, pairing, capture input, the tap proxy and pipeline stages. It loads no sink
+ * (flowtap/sinks) and no koffi or BPF (flowtap/bpf).
  */
 export type { Decoder, DecodeError, DecoderCallbacks } from './codecs/decoder.js';
 export { Http1Decoder, http1Decoder } from './codecs/http1/decoder.js';
@@ -38,11 +38,7 @@ export { TapProxy } from './pipeline/tap-proxy.js';
 export type { ConnectionInfo, TapProxyEvents, TapProxyOptions, TapProxyStats } from './pipeline/tap-proxy.js';
 export { filter, map, mask, pipeline, rateLimit, sample, tee } from './pipeline/stages.js';
 export type { MaskOptions, Next, Stage } from './pipeline/stages.js';
-// Sinks are separate modules; with sideEffects:false a bundler drops the ones a program does not use.
-export { BatchingSink } from './sinks/batching.js';
-export type { BatchingOptions, RecordSink, SinkEvents, SinkStats } from './sinks/batching.js';
-export { JsonlSink } from './sinks/jsonl.js';
-export type { JsonlSinkOptions } from './sinks/jsonl.js';
+export type { RecordSink } from './sinks/batching.js'; // the interface tee() takes; sinks live in flowtap/sinks
 
 export { CaptureDecoder, readCaptureFile } from './capture/read.js';
 export type { CaptureOptions, CaptureSummary } from './capture/read.js';

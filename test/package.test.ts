@@ -43,6 +43,12 @@ describe('the built package', () => {
     };
     walk('index.js');
     expect([...seen].filter((x) => /koffi|bpf|sink/i.test(x))).toEqual([]);
+    // No sink code in any file the root pulls in (sinks live in flowtap/sinks).
+    const files = [...seen].filter((x) => x.endsWith('.js'));
+    for (const f of files) expect(readFileSync(join(root, 'dist', f), 'utf8')).not.toMatch(/class (JsonlSink|BatchingSink)/);
+    expect(files.length).toBeGreaterThan(0);
+    const sinks = run('node', ['-e', "const s = require('flowtap/sinks'); console.log(typeof s.JsonlSink, typeof s.BatchingSink)"]);
+    expect(sinks.stdout.trim()).toBe('function function');
     expect([...seen]).toContain('module'); // the walk does see imports (esbuild drops the node: prefix)
   });
 });

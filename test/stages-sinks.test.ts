@@ -5,7 +5,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { filter, JsonlSink, map, mask, pipeline, rateLimit, sample, tee, type ExchangeRecord } from '../src/index.js';
+import { filter, map, mask, pipeline, rateLimit, sample, tee, type ExchangeRecord } from '../src/index.js';
+import { JsonlSink } from '../src/sinks/index.js';
 import { tempDir } from './tools.js';
 
 function rec(i: number, extra: Partial<ExchangeRecord> = {}): ExchangeRecord {

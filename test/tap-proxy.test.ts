@@ -4,7 +4,8 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BatchingSink, encodeRequest, encodeResponse, DubboDecoder, TapProxy, type ExchangeRecord } from '../src/index.js';
+import { encodeRequest, encodeResponse, DubboDecoder, TapProxy, type ExchangeRecord } from '../src/index.js';
+import { BatchingSink } from '../src/sinks/index.js';
 import { rng } from './helpers.js';
 import { captureSkipReason, run, runAsync, startCapture, tempDir } from './tools.js';
 
