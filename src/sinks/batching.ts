@@ -29,6 +29,8 @@ export interface SinkStats {
   dropped: number;
   /** Batches that failed (each is retried). */
   failures: number;
+  /** Records the store refused for good (e.g. a mapping error in one `_bulk` item): counted, not retried. */
+  rejected: number;
   queued: number;
 }
 
@@ -41,6 +43,13 @@ export interface SinkEvents {
   written: (count: number) => void;
 }
 
+export interface PartialOutcome {
+  /** Records the store could not take now (overloaded): sent again after a backoff. */
+  retry: ExchangeRecord[];
+  /** How many records it refused for good. */
+  rejected: number;
+}
+
 export interface RecordSink {
   write(record: ExchangeRecord): void;
   /** Write what is queued (retrying as configured), then release resources. */
@@ -49,7 +58,7 @@ export interface RecordSink {
 }
 
 export abstract class BatchingSink extends EventEmitter<SinkEvents> implements RecordSink {
-  readonly stats: SinkStats = { accepted: 0, written: 0, dropped: 0, failures: 0, queued: 0 };
+  readonly stats: SinkStats = { accepted: 0, written: 0, dropped: 0, failures: 0, rejected: 0, queued: 0 };
   private queue: ExchangeRecord[] = [];
   private timer: NodeJS.Timeout | null = null;
   private sending = false;
@@ -70,8 +79,11 @@ export abstract class BatchingSink extends EventEmitter<SinkEvents> implements R
     };
   }
 
-  /** Send one batch to the store; reject to have it retried. */
-  protected abstract send(batch: ExchangeRecord[]): Promise<void>;
+  /**
+   * Send one batch to the store. Throw to have the whole batch retried; return a partial outcome when the
+   * store took some records and not others (records to `retry` go back to the head of the queue).
+   */
+  protected abstract send(batch: ExchangeRecord[]): Promise<void | PartialOutcome>;
 
   /** Release the store's resources after the last batch. */
   protected async release(): Promise<void> {}
@@ -137,16 +149,26 @@ export abstract class BatchingSink extends EventEmitter<SinkEvents> implements R
     let timer: NodeJS.Timeout | undefined;
     try {
       // A store that hangs must not hold the queue forever: past sendTimeout the batch counts as failed.
-      await Promise.race([
+      const outcome = await Promise.race([
         this.send(batch),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`the store did not answer within ${this.o.sendTimeout} ms`)), this.o.sendTimeout);
         }),
       ]);
       this.queue.splice(0, batch.length);
-      this.stats.written += batch.length;
+      const retry = outcome ? outcome.retry : [];
+      const rejected = outcome ? outcome.rejected : 0;
+      const written = batch.length - retry.length - rejected;
+      this.stats.written += written;
+      this.stats.rejected += rejected;
+      if (retry.length > 0) this.queue.unshift(...retry);
       this.stats.queued = this.queue.length;
-      this.emit('written', batch.length);
+      if (written > 0) this.emit('written', written);
+      if (retry.length > 0) {
+        this.stats.failures++;
+        this.emit('error', new Error(`the store took ${written} of ${batch.length} records; ${retry.length} will be retried`), this.o.backoff);
+        return false;
+      }
       return true;
     } catch (e) {
       this.stats.failures++;
