@@ -21,8 +21,13 @@ per request/response it sees (protocols detected per connection).
 options:
   --listen [HOST:]PORT   where to listen (host default 127.0.0.1)
   --upstream HOST:PORT   where to forward
-  --out SPEC             jsonl:PATH, or jsonl:- for stdout (default); repeatable
-                         (es:URL, splunk:URL and clickhouse:URL are not in this build yet)
+  --out SPEC             where records go; repeatable:
+                           jsonl:PATH         a file (jsonl:- for stdout, the default)
+                           es:URL             Elasticsearch _bulk (http://user:pass@host:9200;
+                                              index flowtap-{protocol})
+                           splunk:URL         Splunk HEC (http://host:8088; token from the URL's
+                                              password or FLOWTAP_SPLUNK_TOKEN)
+                           clickhouse:URL     ClickHouse HTTP (http://user:pass@host:8123/?table=T&create=1)
   --decode PROTO         force a protocol (${protocols.map((p) => p.name).join(', ')}) instead of detecting it
   --trace-key NAME       extra header holding a trace id; repeatable
   --span-key NAME        extra header holding a span id; repeatable
@@ -143,12 +148,19 @@ function dump(args: string[]): Promise<number> | number {
   if (v.decode !== undefined && !protocols.some((p) => p.name === v.decode)) {
     throw new UsageError(`--decode: unknown protocol "${v.decode}" (known: ${protocols.map((p) => p.name).join(', ')})`);
   }
-  const outs = (v.out ?? ['jsonl:-']).map((spec) => {
+  const outs = (v.out ?? ['jsonl:-']).map((spec): OutSpec => {
     const m = /^([a-z]+):(.+)$/.exec(spec);
     if (!m) throw new UsageError(`--out takes KIND:TARGET, e.g. jsonl:records.jsonl, not "${spec}"`);
-    if (m[1] === 'jsonl') return m[2];
-    if (['es', 'splunk', 'clickhouse'].includes(m[1])) throw new UsageError(`--out ${m[1]}: that sink is not in this build yet`);
-    throw new UsageError(`--out: unknown sink "${m[1]}" (known: jsonl)`);
+    const [, kind, target] = m;
+    if (kind === 'jsonl') return { kind, target };
+    if (kind !== 'es' && kind !== 'splunk' && kind !== 'clickhouse') throw new UsageError(`--out: unknown sink "${kind}" (known: jsonl, es, splunk, clickhouse)`);
+    let url: URL;
+    try { url = new URL(target); } catch { throw new UsageError(`--out ${kind}: "${target}" is not a URL`); }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--out ${kind}: the URL must be http or https`);
+    if (kind === 'splunk' && !decodeURIComponent(url.password) && !process.env.FLOWTAP_SPLUNK_TOKEN) {
+      throw new UsageError('--out splunk: no HEC token (put it in the URL as http://:TOKEN@host:8088 or set FLOWTAP_SPLUNK_TOKEN)');
+    }
+    return { kind, target };
   });
   return runDump({
     listen, upstream: { host: upstream.host!, port: upstream.port }, outs, protocol: v.decode,
@@ -166,13 +178,14 @@ function hostPort(flag: string, s: string, defaultHost: string | null): { host: 
   return { host: m[1] ?? defaultHost ?? undefined, port };
 }
 
+interface OutSpec { kind: 'jsonl' | 'es' | 'splunk' | 'clickhouse'; target: string }
+
 async function runDump(o: {
-  listen: { host: string | undefined; port: number }; upstream: { host: string; port: number }; outs: string[];
+  listen: { host: string | undefined; port: number }; upstream: { host: string; port: number }; outs: OutSpec[];
   protocol: string | undefined; traceKeys: string[]; spanKeys: string[]; bodyCapture: number; mask: boolean;
 }): Promise<number> {
   const { TapProxy } = await import('../pipeline/tap-proxy.js');
-  const { JsonlSink } = await import('../sinks/jsonl.js');
-  const sinks = o.outs.map((path) => new JsonlSink({ path }));
+  const sinks = await Promise.all(o.outs.map((out) => makeSink(out)));
   const proxy = new TapProxy({
     listen: { host: o.listen.host, port: o.listen.port }, upstream: o.upstream, protocol: o.protocol,
     traceKeys: o.traceKeys, spanKeys: o.spanKeys, bodyCapture: o.bodyCapture,
@@ -188,7 +201,7 @@ async function runDump(o: {
     return 2;
   }
   process.stderr.write(`flowtap: listening on ${address.address}:${address.port}, forwarding to ${o.upstream.host}:${o.upstream.port}\n`);
-  const tty = process.stderr.isTTY && !o.outs.includes('-');
+  const tty = process.stderr.isTTY && !o.outs.some((x) => x.kind === 'jsonl' && x.target === '-');
   const status = () => {
     const dropped = sinks.reduce((n, s) => n + s.stats.dropped, 0);
     process.stderr.write(`\r\x1b[Kconnections ${proxy.stats.open} open / ${proxy.stats.connections} total  records ${proxy.stats.records}  drops ${dropped}  upstream errors ${proxy.stats.upstreamErrors}`);
@@ -202,6 +215,34 @@ async function runDump(o: {
   await proxy.close();
   await Promise.all(sinks.map((s) => s.close()));
   return 0;
+}
+
+/** A sink for an --out spec, loaded only when asked for. */
+async function makeSink(out: OutSpec) {
+  const sinks = await import('../sinks/index.js');
+  let sink;
+  if (out.kind === 'jsonl') sink = new sinks.JsonlSink({ path: out.target });
+  else if (out.kind === 'es') sink = new sinks.ElasticsearchSink({ url: out.target });
+  else if (out.kind === 'splunk') {
+    const u = new URL(out.target);
+    const token = decodeURIComponent(u.password) || process.env.FLOWTAP_SPLUNK_TOKEN!;
+    u.username = '';
+    u.password = '';
+    sink = new sinks.SplunkSink({ url: u.toString(), token });
+  } else {
+    const u = new URL(out.target);
+    const table = u.searchParams.get('table') ?? undefined;
+    const database = u.searchParams.get('database') ?? undefined;
+    const createTable = u.searchParams.get('create') === '1';
+    u.search = '';
+    sink = new sinks.ClickHouseSink({ url: u.toString(), table, database, createTable });
+  }
+  let last = 0;
+  sink.on('error', (e) => {
+    // One line per burst of failures, not per retry: the status line carries the counts.
+    if (Date.now() - last > 5000) { last = Date.now(); process.stderr.write(`\nflowtap: ${out.kind} sink: ${e.message}\n`); }
+  });
+  return sink;
 }
 
 function wholeNumber(flag: string, s: string): number {
