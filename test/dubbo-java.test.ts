@@ -5,7 +5,7 @@
  * accepted by the Java consumer (which must print exactly what it printed for the Java provider).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -158,6 +158,12 @@ describe.skipIf(skip !== null)('Dubbo with a Java provider and consumer', () => 
     const port = (typedServer.address() as AddressInfo).port;
     const fromFlowtap = await consumer(port);
     typedServer.close();
+    if (JSON.stringify(fromFlowtap) !== JSON.stringify(javaAnswers)) {
+      // Keep both for a look; the assertion below prints a diff too long to read.
+      writeFileSync(join(dir, 'from-java.json'), JSON.stringify(javaAnswers, null, 1));
+      writeFileSync(join(dir, 'from-flowtap.json'), JSON.stringify(fromFlowtap, null, 1));
+      console.warn(`consumer outputs differ; see ${dir}/from-java.json and from-flowtap.json`);
+    }
     expect(fromFlowtap).toEqual(javaAnswers);
   });
 });

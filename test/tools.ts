@@ -59,6 +59,10 @@ export function run(cmd: string, args: string[], input?: string): { status: numb
 export function runAsync(cmd: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Decode across chunk boundaries: a multi-byte character split between two pipe reads must not
+    // become two replacement characters (it did, now and then, for the Java peer's non-ASCII output).
+    p.stdout.setEncoding('utf8');
+    p.stderr.setEncoding('utf8');
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => { stdout += d; });
