@@ -69,7 +69,7 @@ export function benchDubbo(): BenchResult {
   const [flowtap, decoder, hjs] = results;
   return {
     name: 'dubbo',
-    unit: 'exchanges/s',
+    unit: 'exchanges/s, median of 15 interleaved rounds',
     results,
     ratios: { 'flowtap/hessian.js': ratio(flowtap, hjs), 'decoder only/hessian.js': ratio(decoder, hjs) },
     targets: { 'flowtap/hessian.js': 4 },

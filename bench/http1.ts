@@ -99,7 +99,7 @@ export function benchHttp1(): BenchResult {
   ], EX, bytes);
   return {
     name: 'http1',
-    unit: 'exchanges/s',
+    unit: 'exchanges/s, median of 15 interleaved rounds',
     results: [flowtap, decoders, llhttp, hpjs],
     ratios: {
       'flowtap/llhttp': ratio(flowtap, llhttp),

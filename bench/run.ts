@@ -4,23 +4,26 @@
  */
 import { benchDubbo } from './dubbo.js';
 import { benchHttp1 } from './http1.js';
+import { benchProxy } from './proxy.js';
 import type { BenchResult } from './measure.js';
 
-const benches: Record<string, () => BenchResult> = { http1: benchHttp1, dubbo: benchDubbo };
+const benches: Record<string, () => BenchResult | Promise<BenchResult>> = { http1: benchHttp1, dubbo: benchDubbo, proxy: benchProxy };
 const only = process.argv.slice(2);
 const all: BenchResult[] = [];
 for (const [name, run] of Object.entries(benches)) {
   if (only.length > 0 && !only.includes(name)) continue;
-  const r = run();
+  const r = await run();
   all.push(r);
-  console.log(`\n${r.name} (${r.unit}, median of 15 interleaved rounds; ratios are medians of per-round ratios)`);
+  console.log(`\n${r.name} (${r.unit}; ratios are medians of per-round ratios)`);
   for (const m of r.results) {
-    console.log(`  ${m.name.padEnd(36)} ${Math.round(m.opsPerSec).toLocaleString('en').padStart(12)}  ${m.mbPerSec.toFixed(1).padStart(8)} MB/s`);
+    const mb = m.mbPerSec > 0 ? `  ${m.mbPerSec.toFixed(1).padStart(8)} MB/s` : '';
+    console.log(`  ${m.name.padEnd(44)} ${Math.round(m.opsPerSec).toLocaleString('en').padStart(12)}${mb}`);
   }
   for (const [k, v] of Object.entries(r.ratios)) {
     const target = r.targets[k];
     const verdict = target === undefined ? '' : v >= target ? `  (target ≥${target}: met)` : `  (target ≥${target}: NOT met)`;
-    console.log(`  ${k.padEnd(36)} ${v.toFixed(2)}×${verdict}`);
+    const ratioLike = k.includes('/') && !k.includes('MB');
+    console.log(`  ${k.padEnd(44)} ${ratioLike ? `${v.toFixed(2)}×` : Number.isInteger(v) ? String(v) : v.toFixed(1)}${verdict}`);
   }
 }
 // The final line: machine-readable, without the per-pass detail.

@@ -1,0 +1,141 @@
+/**
+ * Proxy throughput: wrk against an HTTP upstream — direct, through a plain Node `socket.pipe()` proxy,
+ * through flowtap (HTTP/1 decoding and the JSONL sink on), and through haproxy in TCP mode — in
+ * interleaved rounds, each part its own process. Then a 1 GB upload streamed through flowtap with body
+ * capture on, sampling the proxy's RSS.
+ */
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BenchResult, Measured } from './measure.js';
+
+const here = new URL('./proxy/', import.meta.url).pathname;
+const ROUNDS = 3;
+const SECONDS = 4;
+
+async function freePort(): Promise<number> {
+  const s = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => s.once('listening', r));
+  const p = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return p;
+}
+
+function start(script: string, args: (string | number)[]): Promise<ChildProcess> {
+  const p = fork(join(here, script), args.map(String), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    p.once('message', () => resolve(p));
+    p.once('exit', (c) => reject(new Error(`${script} exited ${c}`)));
+  });
+}
+
+async function waitForPort(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((r) => { const s = net.connect(port, '127.0.0.1', () => { s.destroy(); r(true); }); s.on('error', () => r(false)); });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+function wrk(port: number): { rps: number; p99: number } {
+  const r = spawnSync('wrk', ['-t1', '-c16', `-d${SECONDS}s`, '--latency', `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
+  const m = /\s99%\s+([\d.]+)(us|ms|s)/.exec(r.stdout);
+  const p99 = m ? Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1) : NaN;
+  if (!(rps > 0)) throw new Error(`wrk failed: ${r.stdout}${r.stderr}`);
+  return { rps, p99 };
+}
+
+function rssKb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+export async function benchProxy(): Promise<BenchResult> {
+  if (spawnSync('sh', ['-c', 'command -v wrk']).status !== 0) throw new Error('bench/proxy needs wrk (apt-get install -y wrk)');
+  const dir = mkdtempSync(join(tmpdir(), 'flowtap-bench-'));
+  const [up, pipeP, ftP, haP] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const kids: ChildProcess[] = [];
+  try {
+    kids.push(await start('upstream.mjs', [up]));
+    kids.push(await start('pipe-proxy.mjs', [pipeP, up]));
+    const flowtap = await start('flowtap-proxy.mjs', [ftP, up, join(dir, 'records.jsonl')]);
+    kids.push(flowtap);
+    const targets: { name: string; port: number }[] = [
+      { name: 'direct', port: up }, { name: 'Node socket.pipe() proxy', port: pipeP }, { name: 'flowtap (HTTP/1 decoding + JSONL sink)', port: ftP },
+    ];
+    if (spawnSync('sh', ['-c', 'command -v haproxy']).status === 0) {
+      writeFileSync(join(dir, 'haproxy.cfg'), `global\n  maxconn 4096\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n` +
+        `frontend f\n  bind 127.0.0.1:${haP}\n  default_backend b\nbackend b\n  server u 127.0.0.1:${up}\n`);
+      const ha = spawn('haproxy', ['-f', join(dir, 'haproxy.cfg'), '-db'], { stdio: 'ignore' });
+      kids.push(ha);
+      await waitForPort(haP);
+      targets.push({ name: 'haproxy (TCP mode)', port: haP });
+    }
+    const runs = targets.map(() => [] as { rps: number; p99: number }[]);
+    for (let round = 0; round < ROUNDS; round++) targets.forEach((t, i) => runs[i].push(wrk(t.port)));
+    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const results: Measured[] = targets.map((t, i) => ({
+      name: `${t.name}, p99 ${med(runs[i].map((r) => r.p99)).toFixed(2)} ms`,
+      opsPerSec: med(runs[i].map((r) => r.rps)),
+      mbPerSec: 0,
+      medianMs: med(runs[i].map((r) => r.p99)),
+      passesMs: runs[i].map((r) => 1000 / r.rps),
+    }));
+    const perRound = (a: number, b: number) => med(runs[a].map((r, k) => r.rps / runs[b][k].rps));
+    const stats = await new Promise<{ records: number; dropped: number }>((resolve) => { flowtap.once('message', (m) => resolve(m as never)); flowtap.send('stats'); });
+
+    // 1 GB through flowtap with body capture on: RSS must not follow the body.
+    const big = await start('flowtap-proxy.mjs', [await freePort().then(async (p) => { bigPort = p; return p; }), up, join(dir, 'big.jsonl')]);
+    kids.push(big);
+    const rss0 = rssKb(big.pid!);
+    let rssMax = rss0;
+    const sampler = setInterval(() => { rssMax = Math.max(rssMax, rssKb(big.pid!)); }, 50);
+    const GB = 1024 ** 3;
+    const t0 = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      const req = http.request({ port: bigPort, host: '127.0.0.1', method: 'POST', path: '/upload', headers: { 'content-length': GB } }, (res) => {
+        let body = '';
+        res.on('data', (d) => { body += d; });
+        res.on('end', () => (body === String(GB) ? resolve() : reject(new Error(`upstream got ${body} bytes`))));
+      });
+      req.on('error', reject);
+      const chunk = Buffer.alloc(256 * 1024, 0x61);
+      let sent = 0;
+      const pump = () => {
+        while (sent < GB) {
+          sent += chunk.length;
+          if (!req.write(chunk)) { req.once('drain', pump); return; }
+        }
+        req.end();
+      };
+      pump();
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    clearInterval(sampler);
+    rssMax = Math.max(rssMax, rssKb(big.pid!));
+    return {
+      name: 'proxy',
+      unit: 'requests/s (wrk -t1 -c16, median of 3 interleaved rounds)',
+      results,
+      ratios: {
+        'flowtap/pipe proxy': perRound(2, 1),
+        'flowtap/direct': perRound(2, 0),
+        ...(targets.length > 3 ? { 'flowtap/haproxy': perRound(2, 3) } : {}),
+        'rss growth MB for 1 GB through flowtap': (rssMax - rss0) / 1024,
+        '1 GB upload through flowtap, MB/s': 1024 / seconds,
+        'records written during the wrk runs': stats.records,
+        'records dropped': stats.dropped,
+      },
+      targets: { 'flowtap/pipe proxy': 0.8 },
+    };
+  } finally {
+    for (const k of kids) k.kill('SIGKILL');
+  }
+}
+
+let bigPort = 0;
