@@ -132,3 +132,29 @@ describe('flowtap dump', () => {
     expect(records.map((r) => [r.endpoint, r.code, r.request.headers.authorization])).toEqual([['/one', 200, '***'], ['/two', 200, '***']]);
   });
 });
+
+describe('npm run demo', () => {
+  it('runs the traffic-dump demo end to end: both protocols recorded, errors and slow calls, secrets masked, exit 0', async () => {
+    const out = join(tempDir(), 'records.jsonl');
+    const root = new URL('..', import.meta.url).pathname;
+    const p = spawn('node', ['--import', 'tsx', join(root, 'examples/traffic-dump/demo.ts')], { cwd: root, env: { ...process.env, FLOWTAP_DEMO_OUT: out }, stdio: ['ignore', 'pipe', 'pipe'] });
+    p.stdout.setEncoding('utf8');
+    let stdout = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    const [code] = await once(p, 'exit');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^ENDPOINT\s+CALLS\s+ERRORS\s+P50 ms\s+P99 ms$/m);
+    expect(stdout).toMatch(/^http1\s+GET \/boom\s+3\s+3\s/m);
+    expect(stdout).toMatch(/^dubbo\s+demo\.UserService\/updateUser\s+5\s+5\s/m);
+    expect(stdout).toMatch(/101 exchanges recorded/);
+    const records = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(records).toHaveLength(101);
+    expect(new Set(records.map((r) => r.protocol))).toEqual(new Set(['http1', 'dubbo']));
+    for (const r of records) {
+      if (r.protocol === 'http1') expect(r.request.headers.authorization).toBe('***');
+      else expect(r.request.attachments.token).toBe('***');
+    }
+    const post = records.find((r) => r.request.method === 'POST');
+    expect(JSON.parse(post.request.body).password).toBe('***');
+  }, 60_000);
+});

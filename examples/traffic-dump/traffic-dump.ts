@@ -1,0 +1,64 @@
+/**
+ * Pipy's traffic-dump as a flowtap app: a config of services (listen `port`, forward to `originalPort`,
+ * protocol `type`) becomes one tap proxy per service; every record is masked and written to the outputs.
+ *
+ *   node --import tsx examples/traffic-dump/traffic-dump.ts examples/traffic-dump/config.json
+ */
+import { readFileSync } from 'node:fs';
+import { mask, pipeline, tee, TapProxy, type ExchangeRecord } from 'flowtap';
+import { ClickHouseSink, ElasticsearchSink, JsonlSink, SplunkSink, type RecordSink } from 'flowtap/sinks';
+
+export interface ServiceConfig { name: string; port: number; originalPort: number; originalHost?: string; type?: 'http' | 'dubbo' | 'auto' }
+export type OutputConfig =
+  | { type: 'jsonl'; path: string }
+  | { type: 'elasticsearch'; url: string }
+  | { type: 'splunk'; url: string; token: string }
+  | { type: 'clickhouse'; url: string; table?: string; createTable?: boolean };
+export interface TrafficDumpConfig { services: ServiceConfig[]; outputs: OutputConfig[] }
+
+export interface TrafficDump {
+  proxies: TapProxy[];
+  sinks: RecordSink[];
+  close(): Promise<void>;
+}
+
+const PROTOCOL = { http: 'http1', dubbo: 'dubbo', auto: 'auto' } as const;
+
+export async function startTrafficDump(config: TrafficDumpConfig, onRecord?: (r: ExchangeRecord) => void): Promise<TrafficDump> {
+  const sinks: RecordSink[] = config.outputs.map((o) => {
+    switch (o.type) {
+      case 'jsonl': return new JsonlSink({ path: o.path });
+      case 'elasticsearch': return new ElasticsearchSink({ url: o.url });
+      case 'splunk': return new SplunkSink({ url: o.url, token: o.token });
+      case 'clickhouse': return new ClickHouseSink({ url: o.url, table: o.table, createTable: o.createTable });
+    }
+  });
+  const handle = pipeline(mask(), tee(...sinks, ...(onRecord ? [onRecord] : [])));
+  const proxies: TapProxy[] = [];
+  for (const s of config.services) {
+    const proxy = new TapProxy({
+      listen: { port: s.port },
+      upstream: { host: s.originalHost ?? '127.0.0.1', port: s.originalPort },
+      protocol: PROTOCOL[s.type ?? 'auto'],
+    });
+    proxy.on('record', handle);
+    await proxy.listen();
+    proxies.push(proxy);
+  }
+  return {
+    proxies,
+    sinks,
+    async close() {
+      await Promise.all(proxies.map((p) => p.close()));
+      await Promise.all(sinks.map((s) => s.close()));
+    },
+  };
+}
+
+if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
+  const file = process.argv[2] ?? new URL('./config.json', import.meta.url).pathname;
+  const config = JSON.parse(readFileSync(file, 'utf8')) as TrafficDumpConfig;
+  const dump = await startTrafficDump(config);
+  for (const s of config.services) console.log(`${s.name}: listening on ${s.port}, forwarding to ${s.originalHost ?? '127.0.0.1'}:${s.originalPort}`);
+  process.once('SIGINT', () => { void dump.close().then(() => process.exit(0)); });
+}
