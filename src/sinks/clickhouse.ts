@@ -5,7 +5,7 @@
  */
 import type { ExchangeRecord } from '../record.js';
 import { BatchingSink, type BatchingOptions } from './batching.js';
-import { basicAuth, request } from './http.js';
+import { request, storeEndpoint } from './http.js';
 
 export interface ClickHouseSinkOptions extends BatchingOptions {
   /** HTTP interface URL, e.g. http://localhost:8123 (credentials in the URL are used for basic auth). */
@@ -39,13 +39,9 @@ export class ClickHouseSink extends BatchingSink {
 
   constructor(private readonly opts: ClickHouseSinkOptions) {
     super(opts);
-    const u = new URL(opts.url);
-    const user = opts.username ?? decodeURIComponent(u.username);
-    const pass = opts.password ?? decodeURIComponent(u.password);
-    u.username = '';
-    u.password = '';
-    this.base = u.toString().replace(/\/$/, '');
-    if (user) this.headers.authorization = basicAuth(user, pass);
+    const { base, authorization } = storeEndpoint(opts.url, opts.username, opts.password);
+    this.base = base;
+    if (authorization) this.headers.authorization = authorization;
     const name = opts.table ?? 'flowtap_records';
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || (opts.database && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(opts.database))) {
       throw new Error(`ClickHouse table and database names must be plain identifiers, not "${opts.database ?? ''}.${name}"`);

@@ -5,7 +5,7 @@
  */
 import type { ExchangeRecord } from '../record.js';
 import { BatchingSink, type BatchingOptions, type PartialOutcome } from './batching.js';
-import { basicAuth, request } from './http.js';
+import { request, storeEndpoint } from './http.js';
 
 export interface ElasticsearchSinkOptions extends BatchingOptions {
   /** Cluster URL, e.g. http://localhost:9200 (credentials in the URL are used for basic auth). */
@@ -27,15 +27,11 @@ export class ElasticsearchSink extends BatchingSink {
 
   constructor(private readonly opts: ElasticsearchSinkOptions) {
     super(opts);
-    const u = new URL(opts.url);
-    const user = opts.username ?? decodeURIComponent(u.username);
-    const pass = opts.password ?? decodeURIComponent(u.password);
-    u.username = '';
-    u.password = '';
-    this.base = u.toString().replace(/\/$/, '');
+    const { base, authorization } = storeEndpoint(opts.url, opts.username, opts.password);
+    this.base = base;
     this.headers = {};
     if (opts.apiKey) this.headers.authorization = `ApiKey ${opts.apiKey}`;
-    else if (user) this.headers.authorization = basicAuth(user, pass);
+    else if (authorization) this.headers.authorization = authorization;
   }
 
   protected async send(batch: ExchangeRecord[]): Promise<void | PartialOutcome> {

@@ -16,6 +16,20 @@ export async function request(url: string, init: { method: string; headers: Reco
   return { status: res.status, text };
 }
 
+/**
+ * A store URL without its credentials, and the basic-auth header they (or explicit ones) make.
+ * `http://user:pass@host:9200/` → base `http://host:9200`, `Basic dXNlcjpwYXNz`.
+ */
+export function storeEndpoint(url: string, username?: string, password?: string): { base: string; authorization: string | null } {
+  const u = new URL(url);
+  const user = username ?? decodeURIComponent(u.username);
+  const pass = password ?? decodeURIComponent(u.password);
+  u.username = '';
+  u.password = '';
+  u.search = '';
+  return { base: u.toString().replace(/\/$/, ''), authorization: user ? basicAuth(user, pass) : null };
+}
+
 export function basicAuth(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }
