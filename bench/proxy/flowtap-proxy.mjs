@@ -7,6 +7,7 @@ const proxy = new TapProxy({ listen: { port: Number(listen) }, upstream: { host:
 proxy.on('record', (r) => sink.write(r));
 await proxy.listen();
 process.send?.('ready');
+process.on('SIGINT', () => process.exit(0)); // lets --cpu-prof write its profile
 process.on('message', async (m) => {
   if (m === 'stats') process.send?.({ records: proxy.stats.records, written: sink.stats.written, dropped: sink.stats.dropped });
 });
