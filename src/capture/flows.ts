@@ -12,7 +12,7 @@ export interface FlowOptions extends SessionOptions {
   timeout?: number;
 }
 
-interface Direction { stream: TcpStream; sawData: boolean }
+interface Direction { stream: TcpStream }
 
 /** One TCP connection seen in a capture. */
 class Flow {
@@ -69,7 +69,7 @@ export class FlowTable {
     if (s.syn) {
       flow.sawSyn = true;
       dir.stream.syn(s.seq);
-      if (!flow.clientKey) this.setClient(flow, s.ackFlag ? dst : src, time);
+      if (!flow.clientKey) this.setClient(flow, s.ackFlag ? dst : src);
     } else {
       dir.stream.segment(s.seq, s.payload, s.fin, time);
     }
@@ -91,7 +91,6 @@ export class FlowTable {
     let d = flow.dirs.get(key);
     if (!d) {
       d = {
-        sawData: false,
         stream: new TcpStream({
           onData: (chunk, time) => this.data(flow, key, chunk, 0, time),
           onGap: (length, time) => this.data(flow, key, null, length, time),
@@ -109,11 +108,10 @@ export class FlowTable {
   }
 
   private data(flow: Flow, key: string, chunk: Uint8Array | null, gap: number, time: number): void {
-    if (chunk) flow.dirs.get(key)!.sawData = true;
     if (flow.conversation) { this.feed(flow, key, chunk, gap, time); return; }
     flow.early.push({ key, chunk: chunk ? Buffer.from(chunk) : null, gap, time });
     flow.earlyBytes += chunk?.length ?? 0;
-    if (!flow.clientKey) this.judgeRoles(flow, false, time);
+    if (!flow.clientKey) this.judgeRoles(flow, false);
   }
 
   private feed(flow: Flow, key: string, chunk: Uint8Array | null, gap: number, time: number): void {
@@ -126,12 +124,12 @@ export class FlowTable {
    * No SYN seen: the side whose first bytes open a request is the client (or the other one, if they open a
    * response); failing that, a forced `--decode` port or the lower port marks the server.
    */
-  private judgeRoles(flow: Flow, final: boolean, time: number): void {
+  private judgeRoles(flow: Flow, final: boolean): void {
     const [ka, kb] = [keyOf(flow.a.ip, flow.a.port), keyOf(flow.b.ip, flow.b.port)];
     const forcedA = this.opts.decode?.[flow.a.port];
     const forcedB = this.opts.decode?.[flow.b.port];
-    if (forcedA && !forcedB) return this.setClient(flow, kb, time);
-    if (forcedB && !forcedA) return this.setClient(flow, ka, time);
+    if (forcedA && !forcedB) return this.setClient(flow, kb);
+    if (forcedB && !forcedA) return this.setClient(flow, ka);
     const firstOf = (k: string) => {
       const parts = flow.early.filter((e) => e.key === k && e.chunk).map((e) => e.chunk!);
       return parts.length ? Buffer.concat(parts).subarray(0, 64) : null;
@@ -142,18 +140,18 @@ export class FlowTable {
       if (!first) continue;
       for (const m of protocols) {
         const v = m.classify(first);
-        if (v === 'request') return this.setClient(flow, k, time);
-        if (v === 'response') return this.setClient(flow, k === ka ? kb : ka, time);
+        if (v === 'request') return this.setClient(flow, k);
+        if (v === 'response') return this.setClient(flow, k === ka ? kb : ka);
         if (v === undefined) undecided = true;
       }
     }
     const bothSpoke = firstOf(ka) !== null && firstOf(kb) !== null;
     if (final || flow.earlyBytes > 64 * 1024 || (bothSpoke && !undecided)) {
-      this.setClient(flow, flow.a.port > flow.b.port ? ka : flow.a.port < flow.b.port ? kb : ka, time);
+      this.setClient(flow, flow.a.port > flow.b.port ? ka : flow.a.port < flow.b.port ? kb : ka);
     }
   }
 
-  private setClient(flow: Flow, clientKey: string, time: number): void {
+  private setClient(flow: Flow, clientKey: string): void {
     flow.clientKey = clientKey;
     const [client, server] = keyOf(flow.a.ip, flow.a.port) === clientKey ? [flow.a, flow.b] : [flow.b, flow.a];
     const forced = this.opts.decode?.[server.port];
@@ -170,12 +168,11 @@ export class FlowTable {
     flow.early = [];
     flow.earlyBytes = 0;
     for (const e of early) this.feed(flow, e.key, e.chunk, e.gap, e.time);
-    void time;
   }
 
   private finishFlow(id: string, flow: Flow, time: number): void {
     for (const d of flow.dirs.values()) d.stream.flush(time);
-    if (!flow.conversation && flow.early.length > 0) this.judgeRoles(flow, true, time);
+    if (!flow.conversation && flow.early.length > 0) this.judgeRoles(flow, true);
     const c = flow.conversation;
     if (c) {
       if (flow.closed) {

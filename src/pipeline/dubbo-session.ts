@@ -72,12 +72,12 @@ export class DubboSession implements ProtocolSession {
     this.decoders[side].end(time);
   }
 
-  close(time: number, reason?: string): void {
+  close(_time: number, reason?: string): void {
     for (const side of ['client', 'server'] as const) {
       for (const p of this.pending[side].values()) {
         if (p.expired) continue;
         if (reason) this.ctx.emit({ ...this.record(side, p.req, null, null, p.req.startTime, null), status: 'server_error', error: reason });
-        else this.emit(side, p.req, null, null, time);
+        else this.emit(side, p.req, null, null);
       }
       this.pending[side].clear();
     }
@@ -87,7 +87,7 @@ export class DubboSession implements ProtocolSession {
     for (const side of ['client', 'server'] as const) {
       for (const [id, p] of this.pending[side]) {
         if (p.req.startTime >= before) continue;
-        this.emit(side, p.req, null, null, before);
+        this.emit(side, p.req, null, null);
         this.pending[side].delete(id);
         this.remember(`${side}:${id}`);
       }
@@ -104,7 +104,7 @@ export class DubboSession implements ProtocolSession {
     if (m.event) { this.heartbeats[side]++; return; }
     const other: Side = side === 'client' ? 'server' : 'client';
     if (m.type === 'request') {
-      if (!m.twoWay) { this.emit(side, m, null, null, 0); return; } // one-way: ok, no response expected
+      if (!m.twoWay) { this.emit(side, m, null, null); return; } // one-way: ok, no response expected
       this.pending[side].set(m.requestId, { req: m, expired: false });
       return;
     }
@@ -112,9 +112,9 @@ export class DubboSession implements ProtocolSession {
     const p = this.pending[other].get(m.requestId);
     if (p) {
       this.pending[other].delete(m.requestId);
-      this.emit(other, p.req, m, null, 0);
+      this.emit(other, p.req, m, null);
     } else if (!this.expired.delete(`${other}:${m.requestId}`)) {
-      this.emit(other, null, m, null, 0); // its request came before the capture started
+      this.emit(other, null, m, null); // its request came before the capture started
     }
   }
 
@@ -127,7 +127,7 @@ export class DubboSession implements ProtocolSession {
     if (this.expired.size > EXPIRED_MEMORY) this.expired.delete(this.expired.values().next().value!);
   }
 
-  private emit(side: Side, req: DubboMessage | null, res: DubboMessage | null, error: string | null, _closedAt: number): void {
+  private emit(side: Side, req: DubboMessage | null, res: DubboMessage | null, error: string | null): void {
     this.ctx.emit(this.record(side, req, res, error, req?.startTime ?? res!.startTime, res?.endTime ?? null));
   }
 

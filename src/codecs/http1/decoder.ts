@@ -104,10 +104,7 @@ export class Http1Decoder implements Decoder, ParserHandler {
     this.opts = { ...options, bodyCapture: options.bodyCapture ?? 4096, maxHold: options.maxHold ?? 1 << 20 };
     this.parser = new Llhttp(options.type, options.maxHeaderSize ?? 64 * 1024, this);
     if (options.midStream) { this.mode = Mode.Resync; this.atLineStart = true; }
-    this.meter = new WireMeter(
-      () => {},
-      (size) => { this.sizes.push(size); },
-    );
+    this.meter = new WireMeter((size) => { this.sizes.push(size); });
   }
 
   /** Start time of the message being decoded, or Infinity between messages. */

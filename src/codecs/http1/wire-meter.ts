@@ -47,23 +47,13 @@ export class WireMeter {
   private framings: number[] = []; // pairs: framing, length
   private stopAfter: boolean[] = [];
 
-  /**
-   * @param onStart a message's first byte is at `offset` of the chunk being scanned
-   * @param onEnd a message ended at `offset` (exclusive) of the chunk being scanned, `size` bytes in all
-   */
-  constructor(
-    private readonly onStart: (offset: number) => void,
-    private readonly onEnd: (size: number, offset: number) => void,
-  ) {}
+  /** @param onEnd a message ended at `offset` (exclusive) of the chunk being scanned, `size` bytes in all */
+  constructor(private readonly onEnd: (size: number, offset: number) => void) {}
 
   /** The framing llhttp chose for the next head; `stop` ends measuring after that message (tunnel/upgrade). */
   expect(framing: Framing, length: number, stop: boolean): void {
     this.framings.push(framing, length);
     this.stopAfter.push(stop);
-  }
-
-  get stopped(): boolean {
-    return this.state === S.Stopped;
   }
 
   reset(): void {
@@ -84,7 +74,6 @@ export class WireMeter {
         case S.Start: {
           const c = buf[i];
           if (c === CR || c === LF) { i++; break; } // llhttp skips empty lines between messages
-          this.onStart(i);
           this.state = S.Head;
           this.matched = 0;
           break;
