@@ -31,9 +31,13 @@ const STATIC_COUNT = STATIC_TABLE.length; // 61
 
 // ---- Huffman state machine ----
 
-const HUFF_NEXT = new Uint16Array(256 * 16);
-const HUFF_SYM = new Int16Array(256 * 16).fill(-1);
-const HUFF_FAIL = new Uint8Array(256 * 16);
+/**
+ * One entry per (state, nibble), packed so the hot loop reads one word: bits 0–7 the next state, bit 8 "emits
+ * a symbol", bits 9–16 the symbol, bit 17 "invalid" (EOS inside a string).
+ */
+const HUFF = new Int32Array(256 * 16);
+const EMIT = 1 << 8;
+const FAIL = 1 << 17;
 /** A state where the bits so far could be (a prefix of) the EOS padding: all ones, fewer than 8. */
 const HUFF_ACCEPT = new Uint8Array(256);
 
@@ -68,9 +72,7 @@ const HUFF_ACCEPT = new Uint8Array(256);
           node = child[node][bit];
         }
       }
-      HUFF_NEXT[s * 16 + nib] = node;
-      HUFF_SYM[s * 16 + nib] = sym;
-      HUFF_FAIL[s * 16 + nib] = fail;
+      HUFF[s * 16 + nib] = node | (sym >= 0 && sym < 256 ? EMIT | (sym << 9) : 0) | (fail ? FAIL : 0);
     }
   }
 })();
@@ -81,17 +83,19 @@ function huffmanDecode(src: Uint8Array, at: number, len: number, out: Buffer): n
   let n = 0;
   for (let i = at, end = at + len; i < end; i++) {
     const b = src[i];
-    let k = state * 16 + (b >> 4);
-    if (HUFF_FAIL[k]) return -1;
-    if (HUFF_SYM[k] >= 0) out[n++] = HUFF_SYM[k];
-    state = HUFF_NEXT[k];
-    k = state * 16 + (b & 15);
-    if (HUFF_FAIL[k]) return -1;
-    if (HUFF_SYM[k] >= 0) out[n++] = HUFF_SYM[k];
-    state = HUFF_NEXT[k];
+    let e = HUFF[(state << 4) | (b >> 4)];
+    if (e & FAIL) return -1;
+    if (e & EMIT) out[n++] = (e >> 9) & 0xff;
+    e = HUFF[((e & 0xff) << 4) | (b & 15)];
+    if (e & FAIL) return -1;
+    if (e & EMIT) out[n++] = (e >> 9) & 0xff;
+    state = e & 0xff;
   }
   return HUFF_ACCEPT[state] ? n : -1;
 }
+
+/** Buffer's own UTF-8 decoder without toString's argument handling. */
+interface Utf8Buffer extends Buffer { utf8Slice(start: number, end: number): string }
 
 // ---- the decoder ----
 
@@ -137,7 +141,8 @@ export class HpackDecoder {
   }
 
   /** Decode one complete header block (HEADERS + CONTINUATION payloads joined). Never throws. */
-  decode(block: Uint8Array): HpackBlock | HpackFailure {
+  decode(input: Uint8Array): HpackBlock | HpackFailure {
+    const block = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     const headers: HeaderField[] = [];
     let incomplete = false;
     let octets = 0;
@@ -237,10 +242,10 @@ export class HpackDecoder {
       if (this.scratch.length < room) this.scratch = Buffer.allocUnsafe(Math.max(room, this.scratch.length * 2));
       octets = huffmanDecode(b, at, len, this.scratch);
       if (octets < 0) { this.stringError = 'invalid Huffman coding'; return null; }
-      text = this.scratch.toString('utf8', 0, octets);
+      text = (this.scratch as Utf8Buffer).utf8Slice(0, octets);
     } else {
       octets = len;
-      text = Buffer.from(b.buffer, b.byteOffset + at, len).toString('utf8');
+      text = (b as Utf8Buffer).utf8Slice(at, at + len);
     }
     this.lastOctets = octets;
     return text;
