@@ -17,6 +17,12 @@ export { Hessian2Reader } from './codecs/dubbo/hessian2.js';
 export type { HessianObject } from './codecs/dubbo/hessian2.js';
 export { decodeValues as decodeDubboValues } from './codecs/dubbo/values.js';
 export type { DubboValues } from './codecs/dubbo/values.js';
+export { HpackDecoder } from './codecs/http2/hpack.js';
+export type { HeaderField, HpackBlock, HpackDecoderOptions, HpackFailure } from './codecs/http2/hpack.js';
+export { FrameType, Http2FrameDecoder, PREFACE } from './codecs/http2/frames.js';
+export type { Http2FrameCallbacks, Http2FrameDecoderOptions } from './codecs/http2/frames.js';
+export { Http2Session } from './pipeline/http2-session.js';
+export type { Http2Record, Http2RequestPart, Http2ResponsePart } from './pipeline/http2-session.js';
 export { DUBBO_STATUS_NAMES, DubboSession } from './pipeline/dubbo-session.js';
 export type { DubboRecord, DubboRequestPart, DubboResponsePart } from './pipeline/dubbo-session.js';
 

@@ -71,7 +71,7 @@ describe('flowtap CLI', () => {
     expect(r.stderr).toMatch(/usage: flowtap read FILE/);
     const bad = run('node', [CLI, 'read', 'x.pcap', '--decode', '80=gopher']);
     expect(bad.status).toBe(2);
-    expect(bad.stderr.split('\n')[0]).toBe('flowtap: --decode: unknown protocol "gopher" (known: http1, dubbo)');
+    expect(bad.stderr.split('\n')[0]).toBe('flowtap: --decode: unknown protocol "gopher" (known: http1, dubbo, http2)');
     expect(run('node', [CLI, 'frobnicate']).status).toBe(2);
   });
 

@@ -1,0 +1,198 @@
+/**
+ * One direction of an HTTP/2 connection: bytes in (split anywhere), frames out, header blocks joined across
+ * CONTINUATION and HPACK-decoded. Same contract as every decoder: callbacks, errors as values, never throws.
+ * An explicit state machine: preface → frame header (9 bytes) → payload.
+ */
+import type { DecodeError, Decoder } from '../decoder.js';
+import { HpackDecoder, type HeaderField } from './hpack.js';
+
+export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+export const FrameType = {
+  DATA: 0, HEADERS: 1, PRIORITY: 2, RST_STREAM: 3, SETTINGS: 4, PUSH_PROMISE: 5, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9,
+} as const;
+
+const END_STREAM = 0x1;
+const ACK = 0x1;
+const END_HEADERS = 0x4;
+const PADDED = 0x8;
+const PRIORITY_FLAG = 0x20;
+
+export interface Http2FrameCallbacks {
+  /** A complete header block (HEADERS [+ CONTINUATION]) for a stream, decoded. */
+  onHeaders(streamId: number, fields: HeaderField[], endStream: boolean, incomplete: boolean, frameBytes: number, time: number): void;
+  /** DATA payload (padding removed). `frameBytes` counts the whole frame on the wire. */
+  onData(streamId: number, data: Uint8Array, endStream: boolean, frameBytes: number, time: number): void;
+  onRstStream?(streamId: number, errorCode: number, time: number): void;
+  /** SETTINGS from this direction's sender (not ACKs): id → value. */
+  onSettings?(settings: Map<number, number>, time: number): void;
+  onGoaway?(lastStreamId: number, errorCode: number, time: number): void;
+  /** PUSH_PROMISE: the promised stream and its request header block. */
+  onPushPromise?(streamId: number, promisedId: number, fields: HeaderField[], time: number): void;
+  onError?(error: DecodeError): void;
+}
+
+export interface Http2FrameDecoderOptions extends Http2FrameCallbacks {
+  /** The client side starts with the connection preface (unless joined mid-stream). */
+  side: 'client' | 'server';
+  midStream?: boolean;
+  /** Header block octets accepted across CONTINUATION frames. Default 256 KiB. */
+  maxHeaderBlock?: number;
+}
+
+const enum S { Preface, Header, Payload, Failed }
+
+export class Http2FrameDecoder implements Decoder {
+  readonly hpack: HpackDecoder;
+  private state: S;
+  private readonly header = Buffer.alloc(9);
+  private fill = 0;
+  private length = 0;
+  private type = 0;
+  private flags = 0;
+  private streamId = 0;
+  private payload: Buffer[] = [];
+  private got = 0;
+  private time = 0;
+  /** A header block in progress (waiting for CONTINUATION). */
+  private block: { streamId: number; parts: Buffer[]; size: number; endStream: boolean; frames: number; promised: number } | null = null;
+  private readonly maxBlock: number;
+
+  constructor(private readonly opts: Http2FrameDecoderOptions) {
+    this.hpack = new HpackDecoder({ midStream: opts.midStream });
+    this.state = opts.side === 'client' && !opts.midStream ? S.Preface : S.Header;
+    this.maxBlock = opts.maxHeaderBlock ?? 256 * 1024;
+  }
+
+  write(chunk: Uint8Array, time: number = Date.now()): void {
+    this.time = time;
+    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    let i = 0;
+    while (i < b.length && this.state !== S.Failed) {
+      if (this.state === S.Preface) {
+        const take = Math.min(PREFACE.length - this.fill, b.length - i);
+        if (!b.subarray(i, i + take).equals(PREFACE.subarray(this.fill, this.fill + take))) {
+          return this.fail('preface', 'the client did not open with the HTTP/2 connection preface');
+        }
+        this.fill += take;
+        i += take;
+        if (this.fill === PREFACE.length) { this.state = S.Header; this.fill = 0; }
+      } else if (this.state === S.Header) {
+        const take = Math.min(9 - this.fill, b.length - i);
+        b.copy(this.header, this.fill, i, i + take);
+        this.fill += take;
+        i += take;
+        if (this.fill < 9) break;
+        this.fill = 0;
+        this.length = this.header.readUIntBE(0, 3);
+        this.type = this.header[3];
+        this.flags = this.header[4];
+        this.streamId = this.header.readUInt32BE(5) & 0x7fffffff;
+        this.payload = [];
+        this.got = 0;
+        if (this.length === 0) this.frame(Buffer.alloc(0));
+        else this.state = S.Payload;
+      } else {
+        const take = Math.min(this.length - this.got, b.length - i);
+        // Keep a view when the whole payload is in this chunk (the common case); copy only to span chunks.
+        const piece = b.subarray(i, i + take);
+        i += take;
+        this.got += take;
+        if (this.got === this.length && this.payload.length === 0) { this.state = S.Header; this.frame(piece); continue; }
+        this.payload.push(Buffer.from(piece));
+        if (this.got === this.length) { this.state = S.Header; this.frame(Buffer.concat(this.payload)); }
+      }
+    }
+  }
+
+  gap(length: number, time: number = Date.now()): void {
+    this.time = time;
+    if (length > 0) this.fail('gap', `${length} bytes missing from the capture; HTTP/2 framing cannot be recovered on this connection`);
+  }
+
+  end(time: number = Date.now()): void {
+    this.time = time;
+    if (this.state === S.Payload || (this.state === S.Header && this.fill > 0)) this.fail('truncated', 'the stream ended inside a frame');
+  }
+
+  /** One whole frame; `p` is valid only during this call. */
+  private frame(p: Buffer): void {
+    const { type, flags, streamId } = this;
+    const bytes = 9 + p.length;
+    if (this.block && type !== FrameType.CONTINUATION) return this.fail('protocol', `frame type ${type} inside a header block (CONTINUATION expected)`);
+    switch (type) {
+      case FrameType.DATA: {
+        const body = this.unpad(p, flags);
+        if (body) this.opts.onData(streamId, body, (flags & END_STREAM) !== 0, bytes, this.time);
+        return;
+      }
+      case FrameType.HEADERS: {
+        let body = this.unpad(p, flags);
+        if (!body) return;
+        if (flags & PRIORITY_FLAG) body = body.subarray(5);
+        this.startBlock(streamId, body, (flags & END_STREAM) !== 0, flags, bytes, 0);
+        return;
+      }
+      case FrameType.PUSH_PROMISE: {
+        const body = this.unpad(p, flags);
+        if (!body || body.length < 4) return this.fail('protocol', 'PUSH_PROMISE too short');
+        this.startBlock(streamId, body.subarray(4), false, flags, bytes, body.readUInt32BE(0) & 0x7fffffff);
+        return;
+      }
+      case FrameType.CONTINUATION: {
+        const blk = this.block;
+        if (!blk || blk.streamId !== streamId) return this.fail('protocol', 'CONTINUATION without a header block in progress');
+        blk.size += p.length;
+        if (blk.size > this.maxBlock) return this.fail('too_large', `header block over ${this.maxBlock} octets`);
+        blk.parts.push(Buffer.from(p));
+        blk.frames += bytes;
+        if (flags & END_HEADERS) this.finishBlock();
+        return;
+      }
+      case FrameType.RST_STREAM:
+        if (p.length >= 4) this.opts.onRstStream?.(streamId, p.readUInt32BE(0), this.time);
+        return;
+      case FrameType.SETTINGS: {
+        if (flags & ACK) return;
+        const m = new Map<number, number>();
+        for (let k = 0; k + 6 <= p.length; k += 6) m.set(p.readUInt16BE(k), p.readUInt32BE(k + 2));
+        this.opts.onSettings?.(m, this.time);
+        return;
+      }
+      case FrameType.GOAWAY:
+        if (p.length >= 8) this.opts.onGoaway?.(p.readUInt32BE(0) & 0x7fffffff, p.readUInt32BE(4), this.time);
+        return;
+      default:
+        return; // PRIORITY, PING, WINDOW_UPDATE and unknown types carry nothing records need
+    }
+  }
+
+  private startBlock(streamId: number, fragment: Buffer, endStream: boolean, flags: number, bytes: number, promised: number): void {
+    if (fragment.length > this.maxBlock) return this.fail('too_large', `header block over ${this.maxBlock} octets`);
+    this.block = { streamId, parts: [Buffer.from(fragment)], size: fragment.length, endStream, frames: bytes, promised };
+    if (flags & END_HEADERS) this.finishBlock();
+  }
+
+  private finishBlock(): void {
+    const blk = this.block!;
+    this.block = null;
+    const r = this.hpack.decode(blk.parts.length === 1 ? blk.parts[0] : Buffer.concat(blk.parts));
+    if ('error' in r) return this.fail('hpack', `header block of stream ${blk.streamId}: ${r.error}`);
+    if (blk.promised) this.opts.onPushPromise?.(blk.streamId, blk.promised, r.headers, this.time);
+    else this.opts.onHeaders(blk.streamId, r.headers, blk.endStream, r.incomplete, blk.frames, this.time);
+  }
+
+  /** Strip PADDED padding; null (after reporting) when the padding does not fit. */
+  private unpad(p: Buffer, flags: number): Buffer | null {
+    if (!(flags & PADDED)) return p;
+    if (p.length < 1 || p[0] >= p.length) { this.fail('protocol', 'padding longer than the frame'); return null; }
+    return p.subarray(1, p.length - p[0]);
+  }
+
+  private fail(code: string, reason: string): void {
+    // HPACK state cannot be trusted after a lost or bad frame: stop decoding this direction.
+    this.state = S.Failed;
+    this.block = null;
+    this.opts.onError?.({ code, reason, startTime: this.time, endTime: this.time, size: 0 });
+  }
+}

@@ -1,0 +1,260 @@
+import type { DecodeError } from '../codecs/decoder.js';
+import { Http2FrameDecoder, PREFACE } from '../codecs/http2/frames.js';
+import type { HeaderField } from '../codecs/http2/hpack.js';
+import type { HeaderMap } from '../codecs/http1/decoder.js';
+import { bodyFields, httpStatusClass, type BodyFields, type ExchangeRecord, type ExchangeStatus } from '../record.js';
+import { lowerCaseLookup, traceContext } from '../trace.js';
+import type { ProtocolModule, ProtocolSession, SessionContext, Side } from './session.js';
+
+export interface Http2RequestPart extends BodyFields {
+  method: string | null;
+  path: string | null;
+  authority: string | null;
+  scheme: string | null;
+  headers: HeaderMap;
+  trailers?: HeaderMap;
+}
+
+export interface Http2ResponsePart extends BodyFields {
+  statusCode: number | null;
+  headers: HeaderMap;
+  trailers?: HeaderMap;
+}
+
+export type Http2Record = ExchangeRecord<Http2RequestPart, Http2ResponsePart> & { hpackIncomplete?: boolean };
+
+interface Half {
+  fields: HeaderField[] | null;
+  trailers: HeaderField[] | null;
+  bytes: number;
+  bodySize: number;
+  body: Buffer[];
+  captured: number;
+  ended: boolean;
+}
+
+interface Stream {
+  id: number;
+  start: number;
+  end: number;
+  req: Half;
+  res: Half;
+  incomplete: boolean;
+  reset: string | null;
+}
+
+const SETTINGS_HEADER_TABLE_SIZE = 1;
+const RST_CODES = ['NO_ERROR', 'PROTOCOL_ERROR', 'INTERNAL_ERROR', 'FLOW_CONTROL_ERROR', 'SETTINGS_TIMEOUT', 'STREAM_CLOSED',
+  'FRAME_SIZE_ERROR', 'REFUSED_STREAM', 'CANCEL', 'COMPRESSION_ERROR', 'CONNECT_ERROR', 'ENHANCE_YOUR_CALM', 'INADEQUATE_SECURITY', 'HTTP_1_1_REQUIRED'];
+
+const half = (): Half => ({ fields: null, trailers: null, bytes: 0, bodySize: 0, body: [], captured: 0, ended: false });
+
+/** Both directions of an HTTP/2 connection: streams become `http2` records. */
+export class Http2Session implements ProtocolSession {
+  readonly tunnelBytes = { client: 0, server: 0 };
+  private readonly streams = new Map<number, Stream>();
+  private readonly decoders: Record<Side, Http2FrameDecoder>;
+  private readonly cap: number;
+
+  constructor(private readonly ctx: SessionContext) {
+    this.cap = ctx.options.bodyCapture ?? 4096;
+    const make = (side: Side): Http2FrameDecoder => new Http2FrameDecoder({
+      side,
+      midStream: ctx.options.midStream,
+      onHeaders: (id, fields, endStream, incomplete, bytes, time) => this.headers(side, id, fields, endStream, incomplete, bytes, time),
+      onData: (id, data, endStream, bytes, time) => this.data(side, id, data, endStream, bytes, time),
+      onRstStream: (id, code, time) => this.rst(side, id, code, time),
+      // A side's SETTINGS bound what the other side's encoder may use: apply it to the other decoder.
+      onSettings: (s) => {
+        const size = s.get(SETTINGS_HEADER_TABLE_SIZE);
+        if (size !== undefined) this.decoders[side === 'client' ? 'server' : 'client'].hpack.setMaxTableSize(size);
+      },
+      onError: (e) => this.error(side, e),
+    });
+    this.decoders = { client: make('client'), server: make('server') };
+  }
+
+  write(side: Side, chunk: Uint8Array, time: number): void {
+    this.decoders[side].write(chunk, time);
+  }
+
+  gap(side: Side, length: number, time: number): void {
+    this.decoders[side].gap(length, time);
+  }
+
+  end(side: Side, time: number): void {
+    this.decoders[side].end(time);
+  }
+
+  close(time: number, reason?: string): void {
+    for (const s of this.streams.values()) this.emit(s, reason ?? (s.res.fields ? 'the connection ended before the stream did' : null), time);
+    this.streams.clear();
+  }
+
+  expire(before: number): void {
+    for (const s of this.streams.values()) {
+      if (s.start < before && !s.res.fields) {
+        this.emit(s, null, before);
+        this.streams.delete(s.id);
+      }
+    }
+  }
+
+  oldestPending(): number {
+    let t = Infinity;
+    for (const s of this.streams.values()) if (s.start < t) t = s.start;
+    return t;
+  }
+
+  private stream(id: number, time: number): Stream {
+    let s = this.streams.get(id);
+    if (!s) {
+      s = { id, start: time, end: 0, req: half(), res: half(), incomplete: false, reset: null };
+      this.streams.set(id, s);
+    }
+    return s;
+  }
+
+  private headers(side: Side, id: number, fields: HeaderField[], endStream: boolean, incomplete: boolean, bytes: number, time: number): void {
+    if (id === 0) return;
+    const s = this.stream(id, time);
+    const h = side === 'client' ? s.req : s.res;
+    s.incomplete ||= incomplete;
+    h.bytes += bytes;
+    if (side === 'server') {
+      const status = fields.find((f) => f[0] === ':status')?.[1];
+      if (!h.fields && status && status.startsWith('1')) return; // 1xx interim: the final headers follow
+    }
+    if (!h.fields) h.fields = fields;
+    else h.trailers = fields;
+    if (endStream) this.ended(s, h, time);
+  }
+
+  private data(side: Side, id: number, data: Uint8Array, endStream: boolean, bytes: number, time: number): void {
+    const s = this.streams.get(id);
+    if (!s) return;
+    const h = side === 'client' ? s.req : s.res;
+    h.bytes += bytes;
+    h.bodySize += data.length;
+    const room = this.cap - h.captured;
+    if (room > 0 && data.length > 0) {
+      const part = Buffer.from(data.subarray(0, room)); // a copy: the frame payload is only valid now
+      h.body.push(part);
+      h.captured += part.length;
+    }
+    if (endStream) this.ended(s, h, time);
+  }
+
+  private rst(side: Side, id: number, code: number, time: number): void {
+    const s = this.streams.get(id);
+    if (!s) return;
+    s.reset = `stream reset by the ${side} (${RST_CODES[code] ?? code})`;
+    s.end = time;
+    this.streams.delete(id);
+    this.emit(s, null, time);
+  }
+
+  private ended(s: Stream, h: Half, time: number): void {
+    h.ended = true;
+    if (h === s.res) s.end = time;
+    if (s.res.ended) {
+      this.streams.delete(s.id);
+      this.emit(s, null, time);
+    }
+  }
+
+  private error(side: Side, e: DecodeError): void {
+    // Framing or HPACK state is gone for this direction: report open streams with the reason.
+    for (const s of this.streams.values()) this.emit(s, `${side} ${e.code}: ${e.reason}`, e.endTime, true);
+    this.streams.clear();
+  }
+
+  private emit(s: Stream, failure: string | null, _time: number, parseError = false): void {
+    const req = toMap(s.req.fields);
+    const res = s.res.fields ? toMap(s.res.fields) : null;
+    const statusText = res?.pseudo[':status'];
+    const code = statusText ? Number(statusText) : null;
+    const complete = s.res.ended && !s.reset;
+    let status: ExchangeStatus;
+    if (parseError) status = 'parse_error';
+    else if (s.reset) status = code !== null && complete ? httpStatusClass(code) : s.reset.includes('client') ? 'client_error' : 'server_error';
+    else if (code !== null) status = httpStatusClass(code);
+    else status = failure ? 'server_error' : 'timeout';
+    const path = req.pseudo[':path'] ?? null;
+    const trace = traceContext(lowerCaseLookup(req.headers), this.ctx.options);
+    const request: Http2RequestPart = {
+      method: req.pseudo[':method'] ?? null, path, authority: req.pseudo[':authority'] ?? null, scheme: req.pseudo[':scheme'] ?? null,
+      headers: req.headers, ...bodyFields(concat(s.req.body), s.req.bodySize),
+    };
+    if (s.req.trailers) request.trailers = toMap(s.req.trailers).headers;
+    let response: Http2ResponsePart | null = null;
+    if (res) {
+      response = { statusCode: code, headers: res.headers, ...bodyFields(concat(s.res.body), s.res.bodySize) };
+      if (s.res.trailers) response.trailers = toMap(s.res.trailers).headers;
+    }
+    const endTime = s.end > 0 && (complete || s.reset) ? s.end : null;
+    const record: Http2Record = {
+      protocol: 'http2',
+      client: this.ctx.client,
+      server: this.ctx.server,
+      connectionId: this.ctx.connectionId,
+      streamId: s.id,
+      startTime: s.start,
+      endTime,
+      duration: endTime === null ? null : Math.round((endTime - s.start) * 1000) / 1000,
+      status,
+      code,
+      endpoint: path === null ? '' : path.split('?')[0],
+      error: s.reset ?? failure,
+      traceId: trace.traceId,
+      spanId: trace.spanId,
+      xRequestId: trace.xRequestId,
+      forwardedFor: first(req.headers['x-forwarded-for'] ?? req.headers['x-real-ip']),
+      requestSize: s.req.bytes,
+      responseSize: s.res.bytes,
+      request,
+      response,
+    };
+    if (s.incomplete) record.hpackIncomplete = true;
+    this.ctx.emit(record);
+  }
+}
+
+function toMap(fields: HeaderField[] | null): { pseudo: Record<string, string | undefined>; headers: HeaderMap } {
+  const pseudo: Record<string, string | undefined> = {};
+  const headers: HeaderMap = {};
+  for (const [name, value] of fields ?? []) {
+    if (name === null) continue; // unknown entry (capture began mid-connection): the record says hpackIncomplete
+    if (name.startsWith(':')) { pseudo[name] = value ?? undefined; continue; }
+    const prev = headers[name];
+    const v = value ?? '';
+    if (prev === undefined || !Object.hasOwn(headers, name)) {
+      if (name === '__proto__') Object.defineProperty(headers, name, { value: v, enumerable: true, writable: true, configurable: true });
+      else headers[name] = v;
+    } else if (typeof prev === 'string') headers[name] = [prev, v];
+    else prev.push(v);
+  }
+  return { pseudo, headers };
+}
+
+function concat(parts: Buffer[]): Buffer | null {
+  return parts.length === 0 ? null : parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
+function first(v: string | string[] | undefined): string | null {
+  return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+}
+
+export const http2Protocol: ProtocolModule = {
+  name: 'http2',
+  classify(first) {
+    // The client preface, or (a capture of the server side first) a SETTINGS frame on stream 0.
+    const n = Math.min(first.length, PREFACE.length);
+    if (Buffer.from(first.subarray(0, n)).equals(PREFACE.subarray(0, n))) return n === PREFACE.length ? 'request' : undefined;
+    if (first.length < 9) return first[0] === 0 ? undefined : null; // a short SETTINGS frame starts with a 0 length byte
+    const len = (first[0] << 16) | (first[1] << 8) | first[2];
+    const settings = first[3] === 4 && (first[5] | first[6] | first[7] | first[8]) === 0 && len % 6 === 0 && len <= 60;
+    return settings ? 'response' : null;
+  },
+  create: (ctx) => new Http2Session(ctx),
+};
