@@ -2,7 +2,9 @@ import type { DecodeError } from '../codecs/decoder.js';
 import { Http2FrameDecoder, PREFACE } from '../codecs/http2/frames.js';
 import type { HeaderField } from '../codecs/http2/hpack.js';
 import type { HeaderMap } from '../codecs/http1/decoder.js';
-import { bodyFields, httpStatusClass, type BodyFields, type ExchangeRecord, type ExchangeStatus } from '../record.js';
+import { GrpcMessageReader } from '../codecs/grpc/messages.js';
+import { protobufDump } from '../codecs/grpc/protobuf-dump.js';
+import { bodyFields, grpcStatusClass, httpStatusClass, type BodyFields, type ExchangeRecord, type ExchangeStatus } from '../record.js';
 import { lowerCaseLookup, traceContext } from '../trace.js';
 import type { ProtocolModule, ProtocolSession, SessionContext, Side } from './session.js';
 
@@ -23,6 +25,32 @@ export interface Http2ResponsePart extends BodyFields {
 
 export type Http2Record = ExchangeRecord<Http2RequestPart, Http2ResponsePart> & { hpackIncomplete?: boolean };
 
+export interface GrpcRequestPart {
+  path: string | null;
+  service: string | null;
+  method: string | null;
+  authority: string | null;
+  metadata: HeaderMap;
+  /** Length-prefixed messages the client sent. */
+  messages: number;
+  /** The first message: a schema-less protobuf dump ({ "1": ..., "2": ... }). */
+  message?: unknown;
+  /** grpc-timeout, in ms. */
+  timeout?: number;
+}
+
+export interface GrpcResponsePart {
+  httpStatus: number | null;
+  grpcStatus: number | null;
+  grpcMessage: string | null;
+  metadata: HeaderMap;
+  trailers: HeaderMap;
+  messages: number;
+  message?: unknown;
+}
+
+export type GrpcRecord = ExchangeRecord<GrpcRequestPart, GrpcResponsePart> & { hpackIncomplete?: boolean };
+
 interface Half {
   fields: HeaderField[] | null;
   trailers: HeaderField[] | null;
@@ -41,6 +69,8 @@ interface Stream {
   res: Half;
   incomplete: boolean;
   reset: string | null;
+  /** Set when the request's content-type is application/grpc*: messages are read instead of bodies. */
+  grpc: { req: GrpcMessageReader; res: GrpcMessageReader | null } | null;
 }
 
 const SETTINGS_HEADER_TABLE_SIZE = 1;
@@ -109,7 +139,7 @@ export class Http2Session implements ProtocolSession {
   private stream(id: number, time: number): Stream {
     let s = this.streams.get(id);
     if (!s) {
-      s = { id, start: time, end: 0, req: half(), res: half(), incomplete: false, reset: null };
+      s = { id, start: time, end: 0, req: half(), res: half(), incomplete: false, reset: null, grpc: null };
       this.streams.set(id, s);
     }
     return s;
@@ -117,6 +147,9 @@ export class Http2Session implements ProtocolSession {
 
   private headers(side: Side, id: number, fields: HeaderField[], endStream: boolean, incomplete: boolean, bytes: number, time: number): void {
     if (id === 0) return;
+    // A response on a stream we are not tracking answers one that was reset or finished (ignored, as HTTP/2
+    // ignores frames on closed streams) — unless the capture began mid-connection, when its request came before.
+    if (side === 'server' && !this.streams.has(id) && !this.ctx.options.midStream) return;
     const s = this.stream(id, time);
     const h = side === 'client' ? s.req : s.res;
     s.incomplete ||= incomplete;
@@ -125,8 +158,14 @@ export class Http2Session implements ProtocolSession {
       const status = fields.find((f) => f[0] === ':status')?.[1];
       if (!h.fields && status && status.startsWith('1')) return; // 1xx interim: the final headers follow
     }
-    if (!h.fields) h.fields = fields;
-    else h.trailers = fields;
+    if (!h.fields) {
+      h.fields = fields;
+      if (side === 'client' && /^application\/grpc/.test(value(fields, 'content-type') ?? '')) {
+        s.grpc = { req: new GrpcMessageReader(value(fields, 'grpc-encoding'), this.cap), res: null };
+      } else if (side === 'server' && s.grpc) {
+        s.grpc.res = new GrpcMessageReader(value(fields, 'grpc-encoding'), this.cap);
+      }
+    } else h.trailers = fields;
     if (endStream) this.ended(s, h, time);
   }
 
@@ -136,6 +175,11 @@ export class Http2Session implements ProtocolSession {
     const h = side === 'client' ? s.req : s.res;
     h.bytes += bytes;
     h.bodySize += data.length;
+    if (s.grpc) {
+      (side === 'client' ? s.grpc.req : s.grpc.res)?.write(data);
+      if (endStream) this.ended(s, h, time);
+      return;
+    }
     const room = this.cap - h.captured;
     if (room > 0 && data.length > 0) {
       const part = Buffer.from(data.subarray(0, room)); // a copy: the frame payload is only valid now
@@ -170,6 +214,7 @@ export class Http2Session implements ProtocolSession {
   }
 
   private emit(s: Stream, failure: string | null, _time: number, parseError = false): void {
+    if (s.grpc) { this.emitGrpc(s, failure, parseError); return; }
     const req = toMap(s.req.fields);
     const res = s.res.fields ? toMap(s.res.fields) : null;
     const statusText = res?.pseudo[':status'];
@@ -218,6 +263,90 @@ export class Http2Session implements ProtocolSession {
     if (s.incomplete) record.hpackIncomplete = true;
     this.ctx.emit(record);
   }
+
+  private emitGrpc(s: Stream, failure: string | null, parseError: boolean): void {
+    const g = s.grpc!;
+    const req = toMap(s.req.fields);
+    const res = s.res.fields ? toMap(s.res.fields) : null;
+    // Trailers-only: the response's only HEADERS carry grpc-status.
+    const trailers = s.res.trailers ? toMap(s.res.trailers) : res && res.headers['grpc-status'] !== undefined ? res : null;
+    const httpStatus = res?.pseudo[':status'] ? Number(res.pseudo[':status']) : null;
+    const gs = trailers?.headers['grpc-status'];
+    let grpcStatus = gs === undefined ? null : Number(Array.isArray(gs) ? gs[0] : gs);
+    const gm = trailers?.headers['grpc-message'];
+    const grpcMessage = percentDecode(gm === undefined ? null : Array.isArray(gm) ? gm[0] : gm);
+    const timeout = grpcTimeout(value(s.req.fields ?? [], 'grpc-timeout'));
+    let deadline = false;
+    if (grpcStatus === null && s.reset?.includes('client') && s.reset.includes('CANCEL')) {
+      // Clients enforce deadlines themselves and cancel the stream: a cancel at the deadline is DEADLINE_EXCEEDED.
+      deadline = timeout !== undefined && s.end - s.start >= timeout * 0.9;
+      grpcStatus = deadline ? 4 : 1; // DEADLINE_EXCEEDED : CANCELLED
+    }
+    const code = grpcStatus ?? httpStatus;
+    let status: ExchangeStatus;
+    if (parseError) status = 'parse_error';
+    else if (grpcStatus !== null) status = grpcStatusClass(grpcStatus);
+    else if (httpStatus !== null && httpStatus !== 200) status = httpStatusClass(httpStatus) === 'ok' ? 'server_error' : httpStatusClass(httpStatus);
+    else if (s.reset) status = s.reset.includes('client') ? 'client_error' : 'server_error';
+    else status = failure ? 'server_error' : 'timeout';
+    const path = req.pseudo[':path'] ?? null;
+    const [, service = null, method = null] = path ? /^\/([^/]+)\/([^/?]+)/.exec(path) ?? [] : [];
+    const trace = traceContext(lowerCaseLookup(req.headers), this.ctx.options);
+    const request: GrpcRequestPart = { path, service, method, authority: req.pseudo[':authority'] ?? null, metadata: req.headers, messages: g.req.count };
+    const reqMessage = dump(g.req);
+    if (reqMessage !== undefined) request.message = reqMessage;
+    if (timeout !== undefined) request.timeout = timeout;
+    let response: GrpcResponsePart | null = null;
+    if (res) {
+      response = {
+        httpStatus, grpcStatus, grpcMessage, metadata: trailers === res ? {} : res.headers, trailers: trailers?.headers ?? {},
+        messages: g.res?.count ?? 0,
+      };
+      const resMessage = dump(g.res);
+      if (resMessage !== undefined) response.message = resMessage;
+    }
+    const complete = s.res.ended || s.reset !== null;
+    const endTime = s.end > 0 && complete ? s.end : null;
+    const record: GrpcRecord = {
+      protocol: 'grpc',
+      client: this.ctx.client, server: this.ctx.server, connectionId: this.ctx.connectionId, streamId: s.id,
+      startTime: s.start, endTime, duration: endTime === null ? null : Math.round((endTime - s.start) * 1000) / 1000,
+      status, code, endpoint: path === null ? '' : path.split('?')[0],
+      error: deadline ? `deadline exceeded (grpc-timeout ${timeout} ms; ${s.reset})`
+        : grpcStatus !== null && grpcStatus !== 0 ? grpcMessage ?? s.reset : s.reset ?? failure,
+      traceId: trace.traceId, spanId: trace.spanId, xRequestId: trace.xRequestId,
+      requestSize: s.req.bytes, responseSize: s.res.bytes,
+      request, response,
+    };
+    if (s.incomplete) record.hpackIncomplete = true;
+    this.ctx.emit(record);
+  }
+}
+
+/** A field's value in a decoded block (first occurrence). */
+function value(fields: HeaderField[], name: string): string | null {
+  for (const [n, v] of fields) if (n === name) return v;
+  return null;
+}
+
+/** grpc-timeout ("2S", "100m", "5000u") in ms. */
+function grpcTimeout(v: string | null): number | undefined {
+  const m = v ? /^(\d{1,8})([HMSmun])$/.exec(v) : null;
+  if (!m) return undefined;
+  const unit = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 }[m[2] as 'H'];
+  return Number(m[1]) * unit;
+}
+
+function percentDecode(v: string | null): string | null {
+  if (v === null) return null;
+  try { return decodeURIComponent(v); } catch { return v; }
+}
+
+function dump(r: GrpcMessageReader | null | undefined): unknown {
+  if (!r) return undefined;
+  if (r.firstError) return { $error: r.firstError };
+  if (!r.first) return undefined;
+  return protobufDump(r.first, 0, r.firstTruncated) ?? { $base64: r.first.toString('base64'), ...(r.firstTruncated ? { $truncated: true } : {}) };
 }
 
 function toMap(fields: HeaderField[] | null): { pseudo: Record<string, string | undefined>; headers: HeaderMap } {

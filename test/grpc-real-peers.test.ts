@@ -1,0 +1,67 @@
+/**
+ * gRPC from @grpc/grpc-js client and server: every call kind captured by tcpdump, read by `flowtap read`,
+ * checked against what the client saw and against tshark's HTTP/2 + gRPC dissection.
+ */
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { GrpcRecord } from '../src/pipeline/http2-session.js';
+import { runCalls, startServer, type Outcome } from './grpc/peer.js';
+import { captureSkipReason, run, startCapture, tempDir } from './tools.js';
+
+const skip = captureSkipReason();
+if (skip) console.warn(`gRPC real-peer tests skipped: ${skip}`);
+const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
+
+describe.skipIf(skip !== null)('gRPC with @grpc/grpc-js', () => {
+  const pcap = join(tempDir(), 'grpc.pcap');
+  let port = 0;
+  let seen: Outcome[] = [];
+  let records: GrpcRecord[] = [];
+
+  beforeAll(async () => {
+    const s = await startServer();
+    port = s.port;
+    const cap = await startCapture('lo', pcap, `tcp port ${port}`);
+    seen = await runCalls(port);
+    await new Promise((r) => setTimeout(r, 500)); // let the slow handler finish after its caller gave up
+    await cap.stop();
+    s.server.forceShutdown();
+    const out = run('node', [CLI, 'read', pcap]);
+    expect(out.status, out.stderr).toBe(0);
+    records = out.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  }, 60_000);
+
+  it('one grpc record per call, with the status code the client saw (deadline and cancel included)', () => {
+    expect(records.every((r) => r.protocol === 'grpc')).toBe(true);
+    expect(records.map((r) => `${r.endpoint} ${r.code}`).sort()).toEqual(seen.map((o) => `${o.path} ${o.code}`).sort());
+    const fail = records.find((r) => r.endpoint === '/demo.Echo/Fail')!;
+    expect(fail).toMatchObject({ status: 'client_error', code: 5, error: 'no such order ✓ 42',
+      request: { service: 'demo.Echo', method: 'Fail' }, response: { grpcStatus: 5, grpcMessage: 'no such order ✓ 42', messages: 0 } });
+    const slow = records.filter((r) => r.endpoint === '/demo.Echo/Slow').sort((a, b) => (a.code ?? 0) - (b.code ?? 0));
+    expect(slow.map((r) => [r.code, r.status])).toEqual([[1, 'client_error'], [4, 'server_error']]);
+    expect(slow[1].request.timeout).toBeGreaterThan(0);
+  });
+
+  it('message counts each way for unary, server-, client- and bidi-streaming; first messages decoded schema-less', () => {
+    const by = (path: string) => records.filter((r) => r.endpoint === path);
+    expect(by('/demo.Echo/ServerStream')[0]).toMatchObject({ request: { messages: 1 }, response: { messages: 5, message: { 1: 'item 0' } } });
+    expect(by('/demo.Echo/ClientStream')[0]).toMatchObject({ request: { messages: 4, message: { 1: 'part 0' } }, response: { messages: 1, message: { 1: 'got 4' } } });
+    expect(by('/demo.Echo/Bidi')[0]).toMatchObject({ request: { messages: 3 }, response: { messages: 3 } });
+    const unary = by('/demo.Echo/Unary');
+    expect(unary.map((r) => (r.request.message as { 1: string })[1].slice(0, 12)).sort()).toEqual(['compressed c', 'hello', 'xxxxxxxxxxxx']);
+    expect(unary.find((r) => r.request.metadata['grpc-encoding'] === 'gzip')).toBeDefined(); // the compressed one
+    const first = unary.find((r) => r.xRequestId === 'grpc-req-1')!;
+    expect(first).toMatchObject({ traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331' });
+    expect(unary.find((r) => r.requestSize > 40_000)!.response!.messages).toBe(1); // a 40 KB message across DATA frames
+  });
+
+  it('paths and the number of gRPC messages agree with tshark', () => {
+    const t = run('tshark', ['-r', pcap, '-d', `tcp.port==${port},http2`, '-Y', 'http2.type == 1', '-T', 'fields', '-E', 'aggregator=;', '-e', 'http2.headers.path']);
+    const paths = t.stdout.split(/[\n;]/).filter((x) => x.trim() !== '');
+    expect(records.map((r) => r.request.path).sort()).toEqual(paths.sort());
+    const m = run('tshark', ['-r', pcap, '-d', `tcp.port==${port},http2`, '-Y', 'grpc', '-T', 'fields', '-E', 'aggregator=;', '-e', 'grpc.message_length']);
+    const tsharkMessages = m.stdout.split(/[\n;]/).filter((x) => x.trim() !== '').length;
+    const ours = records.reduce((n, r) => n + r.request.messages + (r.response?.messages ?? 0), 0);
+    expect(ours).toBe(tsharkMessages);
+  });
+});
