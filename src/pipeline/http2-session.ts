@@ -69,6 +69,8 @@ interface Stream {
   res: Half;
   incomplete: boolean;
   reset: string | null;
+  /** Bytes were lost from the capture while the stream was open: its record says so. */
+  lost?: string;
   /** Set when the request's content-type is application/grpc*: messages are read instead of bodies. */
   grpc: { req: GrpcMessageReader; res: GrpcMessageReader | null } | null;
 }
@@ -100,6 +102,7 @@ export class Http2Session implements ProtocolSession {
         if (size !== undefined) this.decoders[side === 'client' ? 'server' : 'client'].hpack.setMaxTableSize(size);
       },
       onError: (e) => this.error(side, e),
+      onGap: (length) => { for (const st of this.streams.values()) st.lost = `${length} bytes from the ${side} were lost from the capture while this stream was open`; },
     });
     this.decoders = { client: make('client'), server: make('server') };
   }
@@ -117,7 +120,11 @@ export class Http2Session implements ProtocolSession {
   }
 
   close(time: number, reason?: string): void {
-    for (const s of this.streams.values()) this.emit(s, reason ?? (s.res.fields ? 'the connection ended before the stream did' : null), time);
+    for (const s of this.streams.values()) {
+      // Seen to the end of what we have, not failed: a timeout with a note, unless a real failure is given.
+      if (!reason) s.lost ??= 'the connection (or capture) ended before the stream did';
+      this.emit(s, reason ?? null, time);
+    }
     this.streams.clear();
   }
 
@@ -250,7 +257,7 @@ export class Http2Session implements ProtocolSession {
       status,
       code,
       endpoint: path === null ? '' : path.split('?')[0],
-      error: s.reset ?? failure,
+      error: s.reset ?? failure ?? s.lost ?? null,
       traceId: trace.traceId,
       spanId: trace.spanId,
       xRequestId: trace.xRequestId,
@@ -313,7 +320,7 @@ export class Http2Session implements ProtocolSession {
       startTime: s.start, endTime, duration: endTime === null ? null : Math.round((endTime - s.start) * 1000) / 1000,
       status, code, endpoint: path === null ? '' : path.split('?')[0],
       error: deadline ? `deadline exceeded (grpc-timeout ${timeout} ms; ${s.reset})`
-        : grpcStatus !== null && grpcStatus !== 0 ? grpcMessage ?? s.reset : s.reset ?? failure,
+        : grpcStatus !== null && grpcStatus !== 0 ? grpcMessage ?? s.reset : s.reset ?? failure ?? s.lost ?? null,
       traceId: trace.traceId, spanId: trace.spanId, xRequestId: trace.xRequestId,
       requestSize: s.req.bytes, responseSize: s.res.bytes,
       request, response,
@@ -377,13 +384,25 @@ function first(v: string | string[] | undefined): string | null {
 export const http2Protocol: ProtocolModule = {
   name: 'http2',
   classify(first) {
-    // The client preface, or (a capture of the server side first) a SETTINGS frame on stream 0.
+    // The client preface; or, joined mid-connection, a plausible first frame: SETTINGS on stream 0 (a server's
+    // opening), or HEADERS whose first HPACK field is an indexed :method (a request) or :status (a response).
     const n = Math.min(first.length, PREFACE.length);
     if (Buffer.from(first.subarray(0, n)).equals(PREFACE.subarray(0, n))) return n === PREFACE.length ? 'request' : undefined;
-    if (first.length < 9) return first[0] === 0 ? undefined : null; // a short SETTINGS frame starts with a 0 length byte
+    if (first.length < 10) return first[0] === 0 ? undefined : null;
     const len = (first[0] << 16) | (first[1] << 8) | first[2];
-    const settings = first[3] === 4 && (first[5] | first[6] | first[7] | first[8]) === 0 && len % 6 === 0 && len <= 60;
-    return settings ? 'response' : null;
+    const type = first[3];
+    const flags = first[4];
+    const stream = ((first[5] & 0x7f) << 24) | (first[6] << 16) | (first[7] << 8) | first[8];
+    if (type === 4 && stream === 0 && len % 6 === 0 && len <= 60) return 'response';
+    if (type !== 1 || stream === 0 || len > 16384 || len === 0) return null;
+    let at = 9;
+    if (flags & 0x8) at += 1; // PADDED: pad length
+    if (flags & 0x20) at += 5; // PRIORITY
+    if (at >= first.length) return undefined;
+    const b = first[at];
+    if (b === 0x82 || b === 0x83) return 'request';
+    if (b >= 0x88 && b <= 0x8e) return 'response';
+    return null;
   },
   create: (ctx) => new Http2Session(ctx),
 };

@@ -30,6 +30,8 @@ export interface Http2FrameCallbacks {
   /** PUSH_PROMISE: the promised stream and its request header block. */
   onPushPromise?(streamId: number, promisedId: number, fields: HeaderField[], time: number): void;
   onError?(error: DecodeError): void;
+  /** Bytes were lost; decoding resumes at the next segment that starts a plausible frame. */
+  onGap?(length: number, time: number): void;
 }
 
 export interface Http2FrameDecoderOptions extends Http2FrameCallbacks {
@@ -40,7 +42,22 @@ export interface Http2FrameDecoderOptions extends Http2FrameCallbacks {
   maxHeaderBlock?: number;
 }
 
-const enum S { Preface, Header, Payload, Failed }
+const enum S { Preface, MaybePreface, Header, Payload, Resync, Failed }
+
+/** Whether `b` starts with a frame header that makes sense (used to resynchronise after a gap). */
+function plausibleFrame(b: Buffer): boolean {
+  if (b.length < 9) return false;
+  const length = b.readUIntBE(0, 3);
+  const type = b[3];
+  const stream = b.readUInt32BE(5) & 0x7fffffff;
+  if (type > 9 || length > 1 << 20) return false;
+  const connectionLevel = type === FrameType.SETTINGS || type === FrameType.PING || type === FrameType.GOAWAY;
+  if (connectionLevel !== (stream === 0) && type !== FrameType.WINDOW_UPDATE) return false;
+  if (type === FrameType.SETTINGS && length % 6 !== 0) return false;
+  if (type === FrameType.PING && length !== 8) return false;
+  if ((type === FrameType.WINDOW_UPDATE || type === FrameType.RST_STREAM) && length !== 4) return false;
+  return true;
+}
 
 export class Http2FrameDecoder implements Decoder {
   readonly hpack: HpackDecoder;
@@ -60,7 +77,8 @@ export class Http2FrameDecoder implements Decoder {
 
   constructor(private readonly opts: Http2FrameDecoderOptions) {
     this.hpack = new HpackDecoder({ midStream: opts.midStream });
-    this.state = opts.side === 'client' && !opts.midStream ? S.Preface : S.Header;
+    // Joined mid-connection, the client side may still begin with the preface (a capture without the SYN).
+    this.state = opts.side === 'client' ? (opts.midStream ? S.MaybePreface : S.Preface) : S.Header;
     this.maxBlock = opts.maxHeaderBlock ?? 256 * 1024;
   }
 
@@ -68,7 +86,28 @@ export class Http2FrameDecoder implements Decoder {
     this.time = time;
     const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let i = 0;
+    if (this.state === S.Resync) {
+      // After lost bytes, a segment start is the best guess for a frame boundary: take it if it looks like one.
+      if (!plausibleFrame(b)) return;
+      this.state = S.Header;
+      this.fill = 0;
+    }
     while (i < b.length && this.state !== S.Failed) {
+      if (this.state === S.MaybePreface) {
+        const take = Math.min(PREFACE.length - this.fill, b.length - i);
+        if (b.subarray(i, i + take).equals(PREFACE.subarray(this.fill, this.fill + take))) {
+          this.fill += take;
+          i += take;
+          if (this.fill === PREFACE.length) { this.state = S.Header; this.fill = 0; }
+          continue;
+        }
+        // Not a preface: whatever matched so far was frame bytes after all.
+        const matched = PREFACE.subarray(0, this.fill);
+        this.state = S.Header;
+        this.fill = 0;
+        if (matched.length > 0) this.write(matched, time);
+        continue;
+      }
       if (this.state === S.Preface) {
         const take = Math.min(PREFACE.length - this.fill, b.length - i);
         if (!b.subarray(i, i + take).equals(PREFACE.subarray(this.fill, this.fill + take))) {
@@ -107,7 +146,14 @@ export class Http2FrameDecoder implements Decoder {
 
   gap(length: number, time: number = Date.now()): void {
     this.time = time;
-    if (length > 0) this.fail('gap', `${length} bytes missing from the capture; HTTP/2 framing cannot be recovered on this connection`);
+    if (length <= 0 || this.state === S.Failed) return;
+    // The lost bytes may have held header blocks: HPACK must expect unknown entries from now on.
+    this.hpack.tolerateUnknown();
+    this.block = null;
+    this.payload = [];
+    this.fill = 0;
+    this.state = S.Resync;
+    this.opts.onGap?.(length, time);
   }
 
   end(time: number = Date.now()): void {

@@ -118,7 +118,7 @@ export class HpackDecoder {
   private size = 0;
   private tableMax: number;
   private settingsMax: number;
-  private readonly midStream: boolean;
+  private midStream: boolean;
   private readonly maxBlockOctets: number;
   private scratch = Buffer.allocUnsafe(1024);
 
@@ -127,6 +127,11 @@ export class HpackDecoder {
     this.tableMax = this.settingsMax;
     this.midStream = opts.midStream ?? false;
     this.maxBlockOctets = opts.maxBlockOctets ?? 256 * 1024;
+  }
+
+  /** Bytes were lost: from now on an unknown dynamic index is expected (null), not an error. */
+  tolerateUnknown(): void {
+    this.midStream = true;
   }
 
   /** A new SETTINGS_HEADER_TABLE_SIZE from the peer. */
