@@ -22,7 +22,9 @@ export type { HeaderField, HpackBlock, HpackDecoderOptions, HpackFailure } from 
 export { FrameType, Http2FrameDecoder, PREFACE } from './codecs/http2/frames.js';
 export type { Http2FrameCallbacks, Http2FrameDecoderOptions } from './codecs/http2/frames.js';
 export { Http2Session } from './pipeline/http2-session.js';
-export type { Http2Record, Http2RequestPart, Http2ResponsePart } from './pipeline/http2-session.js';
+export { ProtoRegistry } from './codecs/grpc/schemas.js';
+export { protobufDump } from './codecs/grpc/protobuf-dump.js';
+export type { GrpcRecord, GrpcRequestPart, GrpcResponsePart, Http2Record, Http2RequestPart, Http2ResponsePart } from './pipeline/http2-session.js';
 export { DUBBO_STATUS_NAMES, DubboSession } from './pipeline/dubbo-session.js';
 export type { DubboRecord, DubboRequestPart, DubboResponsePart } from './pipeline/dubbo-session.js';
 

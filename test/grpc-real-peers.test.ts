@@ -2,9 +2,10 @@
  * gRPC from @grpc/grpc-js client and server: every call kind captured by tcpdump, read by `flowtap read`,
  * checked against what the client saw and against tshark's HTTP/2 + gRPC dissection.
  */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { GrpcRecord } from '../src/pipeline/http2-session.js';
+import { protobufDump, ProtoRegistry, type GrpcRecord } from '../src/index.js';
 import { runCalls, startServer, type Outcome } from './grpc/peer.js';
 import { captureSkipReason, run, startCapture, tempDir } from './tools.js';
 
@@ -63,5 +64,40 @@ describe.skipIf(skip !== null)('gRPC with @grpc/grpc-js', () => {
     const tsharkMessages = m.stdout.split(/[\n;]/).filter((x) => x.trim() !== '').length;
     const ours = records.reduce((n, r) => n + r.request.messages + (r.response?.messages ?? 0), 0);
     expect(ours).toBe(tsharkMessages);
+  });
+
+  it('with --proto-dir the messages decode with their schema', () => {
+    const out = run('node', [CLI, 'read', pcap, '--proto-dir', new URL('./grpc/', import.meta.url).pathname]);
+    expect(out.status, out.stderr).toBe(0);
+    const typed: GrpcRecord[] = out.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const server = typed.find((r) => r.endpoint === '/demo.Echo/ServerStream')!;
+    expect(server.request.message).toEqual({ text: 'go' });
+    expect(server.response!.message).toEqual({ text: 'item 0' });
+    expect(typed.find((r) => r.endpoint === '/demo.Echo/ClientStream')!.response!.message).toEqual({ text: 'got 4' });
+  });
+});
+
+describe('protobuf schemas', () => {
+  const pipy = new URL('../../shared/conformance/pipy/', import.meta.url).pathname;
+  it.skipIf(!existsSync(join(pipy, 'addressbook.bin')))("Pipy's addressbook.bin decodes with addressbook.proto to the right tutorial.AddressBook", () => {
+    const reg = ProtoRegistry.load(pipy);
+    const book = reg.decodeType('tutorial.AddressBook', readFileSync(join(pipy, 'addressbook.bin'))) as { people: Record<string, unknown>[] };
+    expect(book.people[0]).toEqual({ name: 'Pipy', id: 12345678, email: 'pipy@flomesh.io',
+      phones: [{ number: '86-21-88888888', type: 'WORK' }, { number: '86-21-66666666', type: 'HOME' }] });
+    expect(book.people[1]).toMatchObject({ name: 'Pajama Coder', id: 87654321, email: 'pajamacoder@flomesh.io' });
+    // Without the schema the same bytes still dump, field by number.
+    const dumped = protobufDump(readFileSync(join(pipy, 'addressbook.bin'))) as Record<string, Record<string, unknown>[]>;
+    expect(dumped['1'][0]).toMatchObject({ 1: 'Pipy', 2: 12345678, 3: 'pipy@flomesh.io' });
+  });
+
+  it('a missing or broken proto directory is one clear line and exit 2', () => {
+    const missing = run('node', [CLI, 'read', '/dev/null', '--proto-dir', '/no/such/dir']);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toBe('flowtap: cannot read the proto directory /no/such/dir: ENOENT\n');
+    const dir = tempDir();
+    writeFileSync(join(dir, 'bad.proto'), 'syntax = "proto3"; message { nope');
+    const bad = run('node', [CLI, 'read', '/dev/null', '--proto-dir', dir]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^flowtap: cannot load the \.proto files under .*\n$/);
   });
 });

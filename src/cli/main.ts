@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CaptureDecoder } from '../capture/read.js';
+import { ProtoRegistry } from '../codecs/grpc/schemas.js';
 import type { ExchangeRecord } from '../record.js';
 import { protocols } from '../pipeline/protocols.js';
 import { formatTableRow, TABLE_HEADER } from './table.js';
@@ -53,7 +54,7 @@ options:
   --body-capture BYTES   body bytes kept per message (default 4096, 0 for none)
   --timeout SECONDS      a request unanswered this long is a timeout (default 60)
   --values               decode Dubbo arguments, return values and exceptions fully
-  --proto-dir DIR        protobuf schemas for gRPC (not in this build yet)
+  --proto-dir DIR        decode gRPC messages with the .proto files under DIR
   -h, --help             show this help
 
 exit status: 0 done, 2 bad arguments or a file that cannot be read as a capture`;
@@ -108,7 +109,6 @@ function read(args: string[]): Promise<number> | number {
   if (v.help) { process.stdout.write(READ_USAGE + '\n'); return 0; }
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'read needs a capture file' : 'read takes one file');
   if (v.format !== 'jsonl' && v.format !== 'table') throw new UsageError(`--format must be jsonl or table, not "${v.format}"`);
-  if (v['proto-dir'] !== undefined) throw new UsageError('--proto-dir: gRPC decoding is not in this build yet');
   const decode: Record<number, string> = {};
   for (const d of v.decode ?? []) {
     const m = /^(\d{1,5})=([a-z0-9]+)$/.exec(d);
@@ -120,8 +120,17 @@ function read(args: string[]): Promise<number> | number {
   }
   const bodyCapture = v['body-capture'] === undefined ? 4096 : wholeNumber('--body-capture', v['body-capture']);
   const timeout = v.timeout === undefined ? 60_000 : wholeNumber('--timeout', v.timeout) * 1000;
+  let protos: ProtoRegistry | undefined;
+  if (v['proto-dir'] !== undefined) {
+    try {
+      protos = ProtoRegistry.load(v['proto-dir']);
+    } catch (e) {
+      process.stderr.write(`flowtap: ${(e as Error).message}\n`);
+      return 2;
+    }
+  }
   return readFile(positionals[0], v.format, {
-    decode, bodyCapture, timeout, traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [], decodeValues: v.values ?? false,
+    decode, bodyCapture, timeout, traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [], decodeValues: v.values ?? false, protos,
   });
 }
 

@@ -4,6 +4,7 @@ import type { HeaderField } from '../codecs/http2/hpack.js';
 import type { HeaderMap } from '../codecs/http1/decoder.js';
 import { GrpcMessageReader } from '../codecs/grpc/messages.js';
 import { protobufDump } from '../codecs/grpc/protobuf-dump.js';
+import type { ProtoRegistry } from '../codecs/grpc/schemas.js';
 import { bodyFields, grpcStatusClass, httpStatusClass, type BodyFields, type ExchangeRecord, type ExchangeStatus } from '../record.js';
 import { lowerCaseLookup, traceContext } from '../trace.js';
 import type { ProtocolModule, ProtocolSession, SessionContext, Side } from './session.js';
@@ -300,7 +301,7 @@ export class Http2Session implements ProtocolSession {
     const [, service = null, method = null] = path ? /^\/([^/]+)\/([^/?]+)/.exec(path) ?? [] : [];
     const trace = traceContext(lowerCaseLookup(req.headers), this.ctx.options);
     const request: GrpcRequestPart = { path, service, method, authority: req.pseudo[':authority'] ?? null, metadata: req.headers, messages: g.req.count };
-    const reqMessage = dump(g.req);
+    const reqMessage = dump(g.req, this.ctx.options.protos, path, 'request');
     if (reqMessage !== undefined) request.message = reqMessage;
     if (timeout !== undefined) request.timeout = timeout;
     let response: GrpcResponsePart | null = null;
@@ -309,7 +310,7 @@ export class Http2Session implements ProtocolSession {
         httpStatus, grpcStatus, grpcMessage, metadata: trailers === res ? {} : res.headers, trailers: trailers?.headers ?? {},
         messages: g.res?.count ?? 0,
       };
-      const resMessage = dump(g.res);
+      const resMessage = dump(g.res, this.ctx.options.protos, path, 'response');
       if (resMessage !== undefined) response.message = resMessage;
     }
     const complete = s.res.ended || s.reset !== null;
@@ -349,10 +350,14 @@ function percentDecode(v: string | null): string | null {
   try { return decodeURIComponent(v); } catch { return v; }
 }
 
-function dump(r: GrpcMessageReader | null | undefined): unknown {
+function dump(r: GrpcMessageReader | null | undefined, protos?: ProtoRegistry, path?: string | null, direction?: 'request' | 'response'): unknown {
   if (!r) return undefined;
   if (r.firstError) return { $error: r.firstError };
   if (!r.first) return undefined;
+  if (protos && path && direction && !r.firstTruncated) {
+    const decoded = protos.decode(path, direction, r.first);
+    if (decoded) return decoded;
+  }
   return protobufDump(r.first, 0, r.firstTruncated) ?? { $base64: r.first.toString('base64'), ...(r.firstTruncated ? { $truncated: true } : {}) };
 }
 

@@ -1,4 +1,5 @@
 import type { ExchangeRecord, Peer } from '../record.js';
+import type { ProtoRegistry } from '../codecs/grpc/schemas.js';
 import type { TraceOptions } from '../trace.js';
 
 export type Side = 'client' | 'server';
@@ -13,6 +14,8 @@ export interface SessionOptions extends TraceOptions {
   midStream?: boolean;
   /** Dubbo: also decode arguments, return values and exceptions fully (hessian.js). Default false. */
   decodeValues?: boolean;
+  /** gRPC: protobuf schemas to decode messages with (else a schema-less dump). */
+  protos?: ProtoRegistry;
 }
 
 export interface SessionContext {
