@@ -1,0 +1,12 @@
+import { describe, expect, it } from 'vitest';
+import { fuzzHttp2 } from '../scripts/fuzz-http2-lib.js';
+
+describe('HTTP/2 + gRPC under seeded mutation', () => {
+  it('100k mutated exchanges (flips, cuts, splices, giant frame lengths, HPACK bombs), interleaved in random pieces: no throw, no hang, bounded memory', () => {
+    const r = fuzzHttp2(100_000, 1);
+    expect(r.inputs).toBe(100_000);
+    expect(r.records).toBeGreaterThan(50_000); // unmutated directions and harmless mutations still give records
+    expect(r.maxMs).toBeLessThan(1000);
+    expect(r.heapGrowthMb).toBeLessThan(64);
+  }, 300_000);
+});
