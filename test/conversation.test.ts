@@ -126,3 +126,29 @@ describe('trace context rules', () => {
     expect(traceContext(anyCaseLookup({ 'X-Request-ID': 'r', TraceParent: '00-t-s-01' }))).toEqual({ traceId: 't', spanId: 's', xRequestId: 'r' });
   });
 });
+
+describe('memory', () => {
+  it('closed HTTP/1 conversations free their native parsers (30k conversations keep no memory)', async () => {
+    const { setFlagsFromString } = await import('node:v8');
+    const { runInNewContext } = await import('node:vm');
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const req = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    const res = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
+    const run = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const { c } = conversation({ protocol: 'http1' });
+        c.write('client', req, 0);
+        c.write('server', res, 0);
+        c.close(1);
+      }
+    };
+    run(5000);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    run(30_000);
+    gc();
+    // Before parsers were closed, each conversation kept ~9 KB: 30k would have held ~280 MB.
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(20 * 1024 * 1024);
+  }, 60_000);
+});

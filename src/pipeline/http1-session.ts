@@ -76,6 +76,9 @@ export class Http1Session implements ProtocolSession {
       else if (!x.resDone && x.res && !x.error) x.error = 'the connection ended before the response did';
       this.emit(x, time);
     }
+    // The connection is over: free the native parsers (Node keeps them, and all they reach, until closed).
+    this.requests.close();
+    this.responses.close();
   }
 
   expire(before: number): void {

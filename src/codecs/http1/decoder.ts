@@ -160,6 +160,13 @@ export class Http1Decoder implements Decoder, ParserHandler {
     if (this.inMessage) this.fail('truncated', 'the stream ended inside a message', this.msgStart);
   }
 
+  /** Release the native parser; the decoder ignores anything written after this. */
+  close(): void {
+    this.mode = Mode.Tunnel;
+    this.opts.onTunnel = undefined;
+    this.parser.close();
+  }
+
   /**
    * Request side: the server answered the upgrade/CONNECT request. Accepted → the held bytes and all later
    * ones are tunnel; refused → they are parsed as HTTP/1 again.

@@ -96,12 +96,14 @@ export class Llhttp {
 
   /** Forget all state: the next byte starts a new message. */
   reset(): void {
+    if (this.closed) return;
     this.parser.initialize(this.type, {}, this.maxHeaderSize, 0);
     this.failure = null;
   }
 
   /** Bytes consumed (less than `buf.length` only on upgrade), or -1 with `failure` set. Never throws. */
   execute(buf: Uint8Array): number {
+    if (this.closed) return buf.length;
     let r;
     try {
       r = this.parser.execute(buf);
@@ -117,6 +119,7 @@ export class Llhttp {
 
   /** EOF: completes a close-delimited message. Returns false with `failure` set on error. */
   finish(): boolean {
+    if (this.closed) return true;
     let r;
     try {
       r = this.parser.finish();
@@ -129,7 +132,15 @@ export class Llhttp {
     return false;
   }
 
+  /**
+   * Free the native parser. Node holds it (and so its callbacks, and everything they reach) by a strong
+   * handle until close(): without this every decoder ever made stays in memory (measured: ~9 KB each).
+   */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.parser.close();
   }
+
+  private closed = false;
 }
