@@ -2,7 +2,7 @@ import type { DecodeError } from '../codecs/decoder.js';
 import { DubboDecoder, type DubboMessage } from '../codecs/dubbo/decoder.js';
 import { dubboStatusClass, type ExchangeRecord, type ExchangeStatus } from '../record.js';
 import { anyCaseLookup, traceContext } from '../trace.js';
-import type { ProtocolModule, ProtocolSession, SessionContext, Side } from './session.js';
+import { PerSideSession, type ProtocolModule, type ProtocolSession, type SessionContext, type Side } from './session.js';
 
 export interface DubboRequestPart {
   dubboVersion: string | null;
@@ -43,33 +43,22 @@ const EXPIRED_MEMORY = 10_000;
  * Both directions of a Dubbo connection. Requests pair with responses by request id (answers may come in
  * any order); either side may send requests (providers send heartbeats too). Heartbeats are counted.
  */
-export class DubboSession implements ProtocolSession {
+export class DubboSession extends PerSideSession implements ProtocolSession {
   readonly tunnelBytes = { client: 0, server: 0 };
   /** Heartbeat (event) frames seen, per side that sent them. */
   readonly heartbeats = { client: 0, server: 0 };
   private readonly pending: Record<Side, Map<string, Pending>> = { client: new Map(), server: new Map() };
   private readonly expired = new Set<string>();
-  private readonly decoders: Record<Side, DubboDecoder>;
+  protected readonly decoders: Record<Side, DubboDecoder>;
 
   constructor(private readonly ctx: SessionContext) {
+    super();
     const make = (side: Side) => new DubboDecoder({
       decodeValues: ctx.options.decodeValues,
       onMessage: (m) => this.message(side, m),
       onError: (e) => this.decodeError(side, e),
     });
     this.decoders = { client: make('client'), server: make('server') };
-  }
-
-  write(side: Side, chunk: Uint8Array, time: number): void {
-    this.decoders[side].write(chunk, time);
-  }
-
-  gap(side: Side, length: number, time: number): void {
-    this.decoders[side].gap(length, time);
-  }
-
-  end(side: Side, time: number): void {
-    this.decoders[side].end(time);
   }
 
   close(_time: number, reason?: string): void {

@@ -4,7 +4,7 @@ import {
   bodyFields, httpStatusClass, type Http1Record, type Http1RequestPart, type Http1ResponsePart,
 } from '../record.js';
 import { lowerCaseLookup, traceContext } from '../trace.js';
-import type { ProtocolModule, ProtocolSession, SessionContext, Side } from './session.js';
+import { PerSideSession, type ProtocolModule, type ProtocolSession, type SessionContext, type Side } from './session.js';
 
 /** One exchange in flight, in request order (HTTP/1 answers in order). */
 interface Exchange {
@@ -21,13 +21,15 @@ interface Exchange {
   start: number;
 }
 
-export class Http1Session implements ProtocolSession {
+export class Http1Session extends PerSideSession implements ProtocolSession {
   readonly tunnelBytes = { client: 0, server: 0 };
   private readonly queue: Exchange[] = [];
   private readonly requests: Http1Decoder;
   private readonly responses: Http1Decoder;
+  protected readonly decoders: Record<Side, Http1Decoder>;
 
   constructor(private readonly ctx: SessionContext) {
+    super();
     const { bodyCapture, maxHeaderSize, midStream } = ctx.options;
     this.requests = new Http1Decoder({
       type: 'request', bodyCapture, maxHeaderSize, midStream,
@@ -55,18 +57,7 @@ export class Http1Session implements ProtocolSession {
       onError: (e) => this.responseError(e),
       onTunnel: (c) => { this.tunnelBytes.server += c.length; },
     });
-  }
-
-  write(side: Side, chunk: Uint8Array, time: number): void {
-    (side === 'client' ? this.requests : this.responses).write(chunk, time);
-  }
-
-  gap(side: Side, length: number, time: number): void {
-    (side === 'client' ? this.requests : this.responses).gap(length, time);
-  }
-
-  end(side: Side, time: number): void {
-    (side === 'client' ? this.requests : this.responses).end(time);
+    this.decoders = { client: this.requests, server: this.responses };
   }
 
   close(time: number, reason?: string): void {

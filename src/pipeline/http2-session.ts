@@ -7,7 +7,7 @@ import { protobufDump } from '../codecs/grpc/protobuf-dump.js';
 import type { ProtoRegistry } from '../codecs/grpc/schemas.js';
 import { bodyFields, grpcStatusClass, httpStatusClass, type BodyFields, type ExchangeRecord, type ExchangeStatus } from '../record.js';
 import { lowerCaseLookup, traceContext } from '../trace.js';
-import type { ProtocolModule, ProtocolSession, SessionContext, Side } from './session.js';
+import { PerSideSession, type ProtocolModule, type ProtocolSession, type SessionContext, type Side } from './session.js';
 
 export interface Http2RequestPart extends BodyFields {
   method: string | null;
@@ -83,13 +83,14 @@ const RST_CODES = ['NO_ERROR', 'PROTOCOL_ERROR', 'INTERNAL_ERROR', 'FLOW_CONTROL
 const half = (): Half => ({ fields: null, trailers: null, bytes: 0, bodySize: 0, body: [], captured: 0, ended: false });
 
 /** Both directions of an HTTP/2 connection: streams become `http2` records. */
-export class Http2Session implements ProtocolSession {
+export class Http2Session extends PerSideSession implements ProtocolSession {
   readonly tunnelBytes = { client: 0, server: 0 };
   private readonly streams = new Map<number, Stream>();
-  private readonly decoders: Record<Side, Http2FrameDecoder>;
+  protected readonly decoders: Record<Side, Http2FrameDecoder>;
   private readonly cap: number;
 
   constructor(private readonly ctx: SessionContext) {
+    super();
     this.cap = ctx.options.bodyCapture ?? 4096;
     const make = (side: Side): Http2FrameDecoder => new Http2FrameDecoder({
       side,
@@ -106,18 +107,6 @@ export class Http2Session implements ProtocolSession {
       onGap: (length) => { for (const st of this.streams.values()) st.lost = `${length} bytes from the ${side} were lost from the capture while this stream was open`; },
     });
     this.decoders = { client: make('client'), server: make('server') };
-  }
-
-  write(side: Side, chunk: Uint8Array, time: number): void {
-    this.decoders[side].write(chunk, time);
-  }
-
-  gap(side: Side, length: number, time: number): void {
-    this.decoders[side].gap(length, time);
-  }
-
-  end(side: Side, time: number): void {
-    this.decoders[side].end(time);
   }
 
   close(time: number, reason?: string): void {

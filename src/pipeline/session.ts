@@ -1,3 +1,4 @@
+import type { Decoder } from '../codecs/decoder.js';
 import type { ExchangeRecord, Peer } from '../record.js';
 import type { ProtoRegistry } from '../codecs/grpc/schemas.js';
 import type { TraceOptions } from '../trace.js';
@@ -56,4 +57,21 @@ export interface ProtocolModule {
    */
   classify(first: Uint8Array): 'request' | 'response' | null | undefined;
   create(ctx: SessionContext): ProtocolSession;
+}
+
+/** What every session does with bytes: each side's go to that side's decoder. Sessions add the pairing. */
+export abstract class PerSideSession {
+  protected abstract readonly decoders: Record<Side, Decoder>;
+
+  write(side: Side, chunk: Uint8Array, time: number): void {
+    this.decoders[side].write(chunk, time);
+  }
+
+  gap(side: Side, length: number, time: number): void {
+    this.decoders[side].gap(length, time);
+  }
+
+  end(side: Side, time: number): void {
+    this.decoders[side].end(time);
+  }
 }
