@@ -113,7 +113,7 @@ export class Http2Session extends PerSideSession implements ProtocolSession {
     for (const s of this.streams.values()) {
       // Seen to the end of what we have, not failed: a timeout with a note, unless a real failure is given.
       if (!reason) s.lost ??= 'the connection (or capture) ended before the stream did';
-      this.emit(s, reason ?? null, time);
+      this.emit(s, reason ?? null);
     }
     this.streams.clear();
   }
@@ -121,7 +121,7 @@ export class Http2Session extends PerSideSession implements ProtocolSession {
   expire(before: number): void {
     for (const s of this.streams.values()) {
       if (s.start < before && !s.res.fields) {
-        this.emit(s, null, before);
+        this.emit(s, null);
         this.streams.delete(s.id);
       }
     }
@@ -192,7 +192,7 @@ export class Http2Session extends PerSideSession implements ProtocolSession {
     s.reset = `stream reset by the ${side} (${RST_CODES[code] ?? code})`;
     s.end = time;
     this.streams.delete(id);
-    this.emit(s, null, time);
+    this.emit(s, null);
   }
 
   private ended(s: Stream, h: Half, time: number): void {
@@ -200,17 +200,17 @@ export class Http2Session extends PerSideSession implements ProtocolSession {
     if (h === s.res) s.end = time;
     if (s.res.ended) {
       this.streams.delete(s.id);
-      this.emit(s, null, time);
+      this.emit(s, null);
     }
   }
 
   private error(side: Side, e: DecodeError): void {
     // Framing or HPACK state is gone for this direction: report open streams with the reason.
-    for (const s of this.streams.values()) this.emit(s, `${side} ${e.code}: ${e.reason}`, e.endTime, true);
+    for (const s of this.streams.values()) this.emit(s, `${side} ${e.code}: ${e.reason}`, true);
     this.streams.clear();
   }
 
-  private emit(s: Stream, failure: string | null, _time: number, parseError = false): void {
+  private emit(s: Stream, failure: string | null, parseError = false): void {
     if (s.grpc) { this.emitGrpc(s, failure, parseError); return; }
     const req = toMap(s.req.fields);
     const res = s.res.fields ? toMap(s.res.fields) : null;

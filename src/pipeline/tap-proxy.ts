@@ -188,7 +188,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
     const c = entry.conversation;
     entry.conversation = null;
     if (!c) return;
-    try { c.close(now(), reason); } catch (e) { this.stats.tapErrors++; void e; }
+    try { c.close(now(), reason); } catch { this.stats.tapErrors++; }
   }
 
   private record(r: ExchangeRecord): void {
