@@ -1,6 +1,6 @@
 import type { ExchangeRecord, Peer } from '../record.js';
 import { protocolByName, protocols } from './protocols.js';
-import type { ProtocolModule, ProtocolSession, SessionOptions, Side } from './session.js';
+import type { ProtocolModule, ProtocolSession, SessionContext, SessionOptions, Side } from './session.js';
 
 export interface ConversationOptions extends SessionOptions {
   client: Peer;
@@ -104,10 +104,15 @@ export class Conversation {
   private start(m: ProtocolModule): void {
     const { onRecord, ...rest } = this.opts;
     this.module = m;
-    this.session = m.create({
+    const ctx: SessionContext = {
       client: rest.client, server: rest.server, connectionId: rest.connectionId,
       options: rest, emit: onRecord,
-    });
+      upgrade: (token, request) => {
+        const target = protocols.find((p) => p.upgradeToken === token.toLowerCase());
+        return target?.upgrade ? target.upgrade(ctx, request) : null;
+      },
+    };
+    this.session = m.create(ctx);
     const replay = this.pending;
     this.pending = [];
     this.pendingBytes = 0;

@@ -27,6 +27,8 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
   private readonly requests: Http1Decoder;
   private readonly responses: Http1Decoder;
   protected readonly decoders: Record<Side, Http1Decoder>;
+  /** The session that took over after an accepted protocol upgrade (h2c), if flowtap decodes that protocol. */
+  private switched: ProtocolSession | null = null;
 
   constructor(private readonly ctx: SessionContext) {
     super();
@@ -42,7 +44,7 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
         this.drain();
       },
       onError: (e) => this.requestError(e),
-      onTunnel: (c) => { this.tunnelBytes.client += c.length; },
+      onTunnel: (c, t) => { this.tunnelBytes.client += c.length; this.switched?.write('client', c, t); },
     });
     this.responses = new Http1Decoder({
       type: 'response', bodyCapture, maxHeaderSize, midStream,
@@ -55,12 +57,23 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
         this.drain();
       },
       onError: (e) => this.responseError(e),
-      onTunnel: (c) => { this.tunnelBytes.server += c.length; },
+      onTunnel: (c, t) => { this.tunnelBytes.server += c.length; this.switched?.write('server', c, t); },
     });
     this.decoders = { client: this.requests, server: this.responses };
   }
 
+  override gap(side: Side, length: number, time: number): void {
+    if (this.switched) this.switched.gap(side, length, time);
+    else super.gap(side, length, time);
+  }
+
+  override end(side: Side, time: number): void {
+    super.end(side, time);
+    this.switched?.end(side, time);
+  }
+
   close(time: number, reason?: string): void {
+    this.switched?.close(time, reason);
     for (const x of this.queue.splice(0)) {
       if (x.expired && !x.res) continue;
       if (!x.res && reason) x.failure = reason;
@@ -81,10 +94,11 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
       }
     }
     this.drain();
+    this.switched?.expire(before);
   }
 
   oldestPending(): number {
-    const t = Math.min(this.requests.messageStart, this.responses.messageStart);
+    const t = Math.min(this.requests.messageStart, this.responses.messageStart, this.switched?.oldestPending() ?? Infinity);
     for (const x of this.queue) if (!x.expired) return Math.min(t, x.start);
     return t;
   }
@@ -103,7 +117,21 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
     }
     if (m.interim) { x.interim.push(m.statusCode!); return; }
     x.res = m;
-    if (x.req?.upgrade) this.requests.upgradeAnswered(m.upgrade);
+    if (x.req?.upgrade) {
+      // Before the held request bytes are released: they belong to the new protocol's session.
+      if (m.upgrade && m.statusCode === 101) this.switchTo(x.req, m);
+      this.requests.upgradeAnswered(m.upgrade);
+    }
+  }
+
+  /** 101 Switching Protocols: hand later bytes to the protocol the server agreed to, if flowtap decodes it. */
+  private switchTo(req: Http1Message, res: Http1Message): void {
+    const token = (joined(res.headers.upgrade) ?? joined(req.headers.upgrade) ?? '').split(',')[0].trim().split('/')[0];
+    if (!token || !this.ctx.upgrade) return;
+    this.switched = this.ctx.upgrade(token, {
+      method: req.method ?? null, target: req.target ?? null, headers: req.headers, body: req.body, bodySize: req.bodySize,
+      size: req.size, startTime: req.startTime,
+    });
   }
 
   private requestError(e: DecodeError): void {

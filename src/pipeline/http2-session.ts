@@ -7,7 +7,7 @@ import { protobufDump } from '../codecs/grpc/protobuf-dump.js';
 import type { ProtoRegistry } from '../codecs/grpc/schemas.js';
 import { bodyFields, grpcStatusClass, httpStatusClass, type BodyFields, type ExchangeRecord, type ExchangeStatus } from '../record.js';
 import { lowerCaseLookup, traceContext } from '../trace.js';
-import { PerSideSession, type ProtocolModule, type ProtocolSession, type SessionContext, type Side } from './session.js';
+import { PerSideSession, type ProtocolModule, type ProtocolSession, type SessionContext, type Side, type UpgradeRequest } from './session.js';
 
 export interface Http2RequestPart extends BodyFields {
   method: string | null;
@@ -107,6 +107,29 @@ export class Http2Session extends PerSideSession implements ProtocolSession {
       onGap: (length) => { for (const st of this.streams.values()) st.lost = `${length} bytes from the ${side} were lost from the capture while this stream was open`; },
     });
     this.decoders = { client: make('client'), server: make('server') };
+  }
+
+  /**
+   * h2c (RFC 7540 §3.2): the HTTP/1.1 request that asked for the upgrade is stream 1, half-closed by the
+   * client; the server answers it in HTTP/2. Its HTTP2-Settings header is the client's first SETTINGS.
+   */
+  upgradedFrom(req: UpgradeRequest): void {
+    const fields: HeaderField[] = [[':method', req.method ?? 'GET'], [':scheme', 'http']];
+    const host = req.headers.host;
+    if (host !== undefined) fields.push([':authority', Array.isArray(host) ? host[0] : host]);
+    fields.push([':path', req.target ?? '/']);
+    let settings: string | null = null;
+    for (const [name, v] of Object.entries(req.headers)) {
+      if (name === 'http2-settings') settings = Array.isArray(v) ? v[0] : v;
+      if (HOP_BY_HOP.has(name)) continue;
+      for (const one of Array.isArray(v) ? v : [v]) fields.push([name, one]);
+    }
+    const s = this.stream(1, req.startTime);
+    this.headers('client', 1, fields, true, false, req.size, req.startTime);
+    s.req.bodySize = req.bodySize;
+    if (req.body) s.req.body.push(req.body);
+    const size = settings === null ? undefined : headerTableSize(settings);
+    if (size !== undefined) this.decoders.server.hpack.setMaxTableSize(size);
   }
 
   close(time: number, reason?: string): void {
@@ -320,6 +343,19 @@ export class Http2Session extends PerSideSession implements ProtocolSession {
   }
 }
 
+/** HTTP/1.1 connection-level headers, which have no place in an HTTP/2 header block. */
+const HOP_BY_HOP = new Set(['host', 'connection', 'upgrade', 'http2-settings', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te']);
+
+/** SETTINGS_HEADER_TABLE_SIZE from an HTTP2-Settings header (base64url SETTINGS payload), if present. */
+function headerTableSize(base64url: string): number | undefined {
+  const payload = Buffer.from(base64url.trim(), 'base64url');
+  let size: number | undefined;
+  for (let at = 0; at + 6 <= payload.length; at += 6) {
+    if (payload.readUInt16BE(at) === SETTINGS_HEADER_TABLE_SIZE) size = payload.readUInt32BE(at + 2);
+  }
+  return size;
+}
+
 /** A field's value in a decoded block (first occurrence). */
 function value(fields: HeaderField[], name: string): string | null {
   for (const [n, v] of fields) if (n === name) return v;
@@ -399,4 +435,10 @@ export const http2Protocol: ProtocolModule = {
     return null;
   },
   create: (ctx) => new Http2Session(ctx),
+  upgradeToken: 'h2c',
+  upgrade(ctx, request) {
+    const session = new Http2Session(ctx);
+    session.upgradedFrom(request);
+    return session;
+  },
 };

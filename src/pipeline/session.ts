@@ -2,6 +2,7 @@ import type { Decoder } from '../codecs/decoder.js';
 import type { ExchangeRecord, Peer } from '../record.js';
 import type { ProtoRegistry } from '../codecs/grpc/schemas.js';
 import type { TraceOptions } from '../trace.js';
+import type { HeaderMap } from '../codecs/http1/decoder.js';
 
 export type Side = 'client' | 'server';
 
@@ -25,6 +26,23 @@ export interface SessionContext {
   connectionId: string;
   options: SessionOptions;
   emit(record: ExchangeRecord): void;
+  /**
+   * The connection switches protocol mid-way (HTTP/1.1 `Upgrade: h2c` answered by 101): a session for the
+   * protocol named by the upgrade token, which takes the bytes from here on, or null when none decodes it.
+   */
+  upgrade?(token: string, request: UpgradeRequest): ProtocolSession | null;
+}
+
+/** The HTTP/1.1 request that asked for an upgrade; the new protocol may owe it an answer (h2c: stream 1). */
+export interface UpgradeRequest {
+  method: string | null;
+  target: string | null;
+  headers: HeaderMap;
+  /** Captured request body (up to the body-capture limit) and its full size. */
+  body: Buffer | null;
+  bodySize: number;
+  size: number;
+  startTime: number;
 }
 
 /**
@@ -57,6 +75,9 @@ export interface ProtocolModule {
    */
   classify(first: Uint8Array): 'request' | 'response' | null | undefined;
   create(ctx: SessionContext): ProtocolSession;
+  /** The HTTP/1.1 upgrade token this protocol answers to (`h2c`), and how its session takes over. */
+  upgradeToken?: string;
+  upgrade?(ctx: SessionContext, request: UpgradeRequest): ProtocolSession;
 }
 
 /** What every session does with bytes: each side's go to that side's decoder. Sessions add the pairing. */
