@@ -69,6 +69,15 @@ describe('pipeline stages', () => {
     const dubbo = rec(2, { protocol: 'dubbo', request: { attachments: { token: 'abc', path: 'svc' } }, response: null });
     pipeline(mask(), tee((r) => { masked = r; }))(dubbo);
     expect((masked!.request as { attachments: object }).attachments).toEqual({ token: '***', path: 'svc' });
+    // Decoded values carry field names too: a gRPC message decoded with its schema, Dubbo arguments.
+    const message = { sku: 'A-1', customer_token: 'tok', lines: [{ qty: 2, password: 'p' }] };
+    const grpc = rec(3, { protocol: 'grpc', request: { metadata: { authorization: 'Bearer x' }, message }, response: null });
+    pipeline(mask(), tee((r) => { masked = r; }))(grpc);
+    expect(masked!.request).toEqual({ metadata: { authorization: '***' }, message: { sku: 'A-1', customer_token: '***', lines: [{ qty: 2, password: '***' }] } });
+    expect(message.customer_token).toBe('tok'); // the original is untouched
+    const plain = rec(4, { protocol: 'grpc', request: { metadata: {}, message: { sku: 'B' } }, response: null });
+    pipeline(mask(), tee((r) => { masked = r; }))(plain);
+    expect(masked).toBe(plain); // nothing to mask: no copy
   });
 });
 
@@ -134,7 +143,7 @@ describe('flowtap dump', () => {
 });
 
 describe('npm run demo', () => {
-  it('runs the traffic-dump demo end to end: both protocols recorded, errors and slow calls, secrets masked, exit 0', async () => {
+  it('runs the traffic-dump demo end to end: all three protocols recorded, errors and slow calls, secrets masked, exit 0', async () => {
     const out = join(tempDir(), 'records.jsonl');
     const root = new URL('..', import.meta.url).pathname;
     const p = spawn('node', ['--import', 'tsx', join(root, 'examples/traffic-dump/demo.ts')], { cwd: root, env: { ...process.env, FLOWTAP_DEMO_OUT: out }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -146,14 +155,25 @@ describe('npm run demo', () => {
     expect(stdout).toMatch(/^ENDPOINT\s+CALLS\s+ERRORS\s+P50 ms\s+P99 ms$/m);
     expect(stdout).toMatch(/^http1\s+GET \/boom\s+3\s+3\s/m);
     expect(stdout).toMatch(/^dubbo\s+demo\.UserService\/updateUser\s+5\s+5\s/m);
-    expect(stdout).toMatch(/101 exchanges recorded/);
+    expect(stdout).toMatch(/^grpc\s+\/demo\.Inventory\/GetStock\s+24\s+4\s/m);
+    expect(stdout).toMatch(/^grpc\s+\/demo\.Inventory\/Reserve\s+8\s+2\s/m);
+    expect(stdout).toMatch(/136 exchanges recorded/);
     const records = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(records).toHaveLength(101);
-    expect(new Set(records.map((r) => r.protocol))).toEqual(new Set(['http1', 'dubbo']));
+    expect(records).toHaveLength(136);
+    expect(new Set(records.map((r) => r.protocol))).toEqual(new Set(['http1', 'dubbo', 'grpc']));
     for (const r of records) {
       if (r.protocol === 'http1') expect(r.request.headers.authorization).toBe('***');
-      else expect(r.request.attachments.token).toBe('***');
+      else if (r.protocol === 'dubbo') expect(r.request.attachments.token).toBe('***');
     }
+    // gRPC: messages decoded with the service's .proto, a secret field masked, statuses as the client saw them.
+    const grpc = records.filter((r) => r.protocol === 'grpc');
+    const reserve = grpc.filter((r) => r.endpoint === '/demo.Inventory/Reserve');
+    expect(reserve.map((r) => r.request.message.customer_token)).toEqual(Array(8).fill('***'));
+    expect(reserve.filter((r) => r.code === 4).map((r) => r.request.message.sku)).toEqual(['SLOW-1', 'SLOW-1']); // DEADLINE_EXCEEDED
+    const missing = grpc.filter((r) => r.code === 5);
+    expect(missing.map((r) => r.response.grpcMessage).sort()).toEqual(['no such SKU: X-0', 'no such SKU: X-1', 'no such SKU: X-2', 'no such SKU: X-3']);
+    const watch = grpc.filter((r) => r.endpoint === '/demo.Inventory/WatchStock');
+    expect(watch.map((r) => [r.response.messages, r.response.message.warehouse])).toEqual(Array(3).fill([5, 'fra-1']));
     const post = records.find((r) => r.request.method === 'POST');
     expect(JSON.parse(post.request.body).password).toBe('***');
   }, 60_000);

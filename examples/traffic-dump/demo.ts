@@ -1,6 +1,7 @@
 /**
  * `npm run demo`: the whole traffic-dump picture on loopback, in one command.
- * Starts two demo services (an HTTP orders API and a Dubbo user service built on flowtap's own codec),
+ * Starts three demo services (an HTTP orders API, a Dubbo user service built on flowtap's own codec and a
+ * gRPC inventory service on @grpc/grpc-js),
  * puts a tap proxy in front of each, sends mixed traffic through them (including errors and slow calls),
  * writes every exchange to ./records.jsonl and prints a summary per endpoint.
  */
@@ -9,10 +10,13 @@ import { rmSync } from 'node:fs';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
 import { DubboDecoder, encodeRequest, encodeResponse, javaException, type DubboMessage, type ExchangeRecord } from 'flowtap';
 import { startTrafficDump } from './traffic-dump.js';
 
 const OUT = resolve(process.cwd(), process.env.FLOWTAP_DEMO_OUT ?? 'records.jsonl');
+const PROTOS = new URL('./protos', import.meta.url).pathname;
 
 async function listen(server: net.Server, port = 0): Promise<number> {
   server.listen(port, '127.0.0.1');
@@ -67,6 +71,71 @@ function userService(): net.Server {
   });
 }
 
+/** The inventory service's methods, (de)serialised with protobufjs from protos/inventory.proto. */
+function inventoryDefinition(): grpc.ServiceDefinition {
+  const root = new protobuf.Root().loadSync(`${PROTOS}/inventory.proto`, { keepCase: true });
+  const codec = (name: string) => {
+    const t = root.lookupType(name);
+    return { serialize: (o: object) => Buffer.from(t.encode(t.fromObject(o)).finish()), deserialize: (b: Buffer) => t.toObject(t.decode(b)) };
+  };
+  const method = (name: string, req: string, res: string, responseStream: boolean) => {
+    const [q, r] = [codec(`demo.${req}`), codec(`demo.${res}`)];
+    return { path: `/demo.Inventory/${name}`, requestStream: false, responseStream,
+      requestSerialize: q.serialize, requestDeserialize: q.deserialize, responseSerialize: r.serialize, responseDeserialize: r.deserialize };
+  };
+  return {
+    GetStock: method('GetStock', 'StockRequest', 'Stock', false),
+    WatchStock: method('WatchStock', 'StockRequest', 'Stock', true),
+    Reserve: method('Reserve', 'ReserveRequest', 'Reservation', false),
+  };
+}
+
+/** The inventory: lookups (unknown SKUs are NOT_FOUND), a stock feed, and reservations that are sometimes slow. */
+async function inventoryService(): Promise<{ server: grpc.Server; port: number }> {
+  const server = new grpc.Server();
+  type Call<T> = { request: T };
+  server.addService(inventoryDefinition(), {
+    GetStock: (call: Call<{ sku: string }>, cb: grpc.sendUnaryData<object>) => {
+      if (call.request.sku.startsWith('X-')) cb({ code: grpc.status.NOT_FOUND, details: `no such SKU: ${call.request.sku}` });
+      else cb(null, { sku: call.request.sku, available: 12, warehouse: 'fra-1' });
+    },
+    WatchStock: (call: grpc.ServerWritableStream<{ sku: string }, object>) => {
+      for (let i = 0; i < 5; i++) call.write({ sku: call.request.sku, available: 12 - i, warehouse: 'fra-1' });
+      call.end();
+    },
+    Reserve: (call: Call<{ sku: string; qty: number }>, cb: grpc.sendUnaryData<object>) => {
+      const slow = call.request.sku === 'SLOW-1';
+      setTimeout(() => cb(null, { id: `r-${Math.random().toString(36).slice(2, 8)}`, sku: call.request.sku, qty: call.request.qty }), slow ? 300 : 5);
+    },
+  });
+  return new Promise((done, fail) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, port) => (e ? fail(e) : done({ server, port }))));
+}
+
+async function grpcTraffic(port: number): Promise<void> {
+  const Client = grpc.makeGenericClientConstructor(inventoryDefinition(), 'Inventory');
+  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as Record<string, (...a: unknown[]) => unknown>;
+  const unary = (method: string, req: object, deadlineMs = 5000) => new Promise<void>((done) => {
+    client[method](req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, () => done());
+  });
+  await unary('GetStock', { sku: 'A-0' }); // the channel connects lazily: let the first call open it
+  const calls: Promise<void>[] = [];
+  for (let i = 1; i < 20; i++) calls.push(unary('GetStock', { sku: `A-${i % 4}` }));
+  for (let i = 0; i < 4; i++) calls.push(unary('GetStock', { sku: `X-${i}` }));
+  for (let i = 0; i < 6; i++) calls.push(unary('Reserve', { sku: 'A-1', qty: i + 1, customer_token: 'demo-secret' }));
+  // Two reservations the server answers too late for their 100 ms deadline: DEADLINE_EXCEEDED.
+  for (let i = 0; i < 2; i++) calls.push(unary('Reserve', { sku: 'SLOW-1', qty: 1, customer_token: 'demo-secret' }, 100));
+  for (let i = 0; i < 3; i++) {
+    calls.push(new Promise<void>((done) => {
+      const stream = client.WatchStock({ sku: 'A-2' }) as grpc.ClientReadableStream<object>;
+      stream.on('data', () => {});
+      stream.on('error', () => done());
+      stream.on('end', () => done());
+    }));
+  }
+  await Promise.all(calls);
+  (client as unknown as grpc.Client).close();
+}
+
 async function httpTraffic(port: number): Promise<void> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   const call = (method: string, path: string, body?: string) => new Promise<void>((done) => {
@@ -106,7 +175,7 @@ function summary(records: ExchangeRecord[]): string {
   const rows = new Map<string, { calls: number; errors: number; ms: number[] }>();
   for (const r of records) {
     const method = (r.request as { method?: string | null }).method;
-    const key = r.protocol === 'http1' ? `http1  ${method} ${r.endpoint}` : `dubbo  ${r.endpoint}`;
+    const key = r.protocol === 'http1' ? `http1  ${method} ${r.endpoint}` : `${r.protocol.padEnd(6)} ${r.endpoint}`;
     let row = rows.get(key);
     if (!row) rows.set(key, (row = { calls: 0, errors: 0, ms: [] }));
     row.calls++;
@@ -127,28 +196,32 @@ function summary(records: ExchangeRecord[]): string {
 
 const orders = ordersApi();
 const users = userService();
+const inventory = await inventoryService();
 const ordersPort = await listen(orders);
 const usersPort = await listen(users);
-const [ordersProxy, usersProxy] = [await freePort(), await freePort()];
+const [ordersProxy, usersProxy, inventoryProxy] = [await freePort(), await freePort(), await freePort()];
 rmSync(OUT, { force: true });
 const records: ExchangeRecord[] = [];
 const dump = await startTrafficDump({
   services: [
     { name: 'orders-http', port: ordersProxy, originalPort: ordersPort, type: 'http' },
     { name: 'users-dubbo', port: usersProxy, originalPort: usersPort, type: 'dubbo' },
+    { name: 'inventory-grpc', port: inventoryProxy, originalPort: inventory.port, type: 'grpc', protoDir: PROTOS },
   ],
   outputs: [{ type: 'jsonl', path: OUT }],
 }, (r) => records.push(r));
 
-console.log('flowtap demo: two services on loopback, each behind a tap proxy');
-console.log(`  orders API (HTTP)      127.0.0.1:${ordersPort}  ← tap proxy 127.0.0.1:${ordersProxy}`);
-console.log(`  user service (Dubbo)   127.0.0.1:${usersPort}  ← tap proxy 127.0.0.1:${usersProxy}`);
+console.log('flowtap demo: three services on loopback, each behind a tap proxy');
+console.log(`  orders API (HTTP)         127.0.0.1:${ordersPort}  ← tap proxy 127.0.0.1:${ordersProxy}`);
+console.log(`  user service (Dubbo)      127.0.0.1:${usersPort}  ← tap proxy 127.0.0.1:${usersProxy}`);
+console.log(`  inventory (gRPC)          127.0.0.1:${inventory.port}  ← tap proxy 127.0.0.1:${inventoryProxy}`);
 console.log('sending mixed traffic (errors and slow calls included)...\n');
-await Promise.all([httpTraffic(ordersProxy), dubboTraffic(usersProxy)]);
-await new Promise((r) => setTimeout(r, 100));
+await Promise.all([httpTraffic(ordersProxy), dubboTraffic(usersProxy), grpcTraffic(inventoryProxy)]);
+await new Promise((r) => setTimeout(r, 400)); // the slow reservations' late answers
 await dump.close();
 users.close();
 orders.close();
+inventory.server.forceShutdown();
 
 const byStatus = records.reduce<Record<string, number>>((m, r) => { m[r.status] = (m[r.status] ?? 0) + 1; return m; }, {});
 console.log(summary(records));

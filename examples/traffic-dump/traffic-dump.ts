@@ -5,10 +5,19 @@
  *   node --import tsx examples/traffic-dump/traffic-dump.ts examples/traffic-dump/config.json
  */
 import { readFileSync } from 'node:fs';
-import { mask, pipeline, tee, TapProxy, type ExchangeRecord } from 'flowtap';
+import { dirname, resolve } from 'node:path';
+import { mask, pipeline, ProtoRegistry, tee, TapProxy, type ExchangeRecord } from 'flowtap';
 import { ClickHouseSink, ElasticsearchSink, JsonlSink, SplunkSink, type RecordSink } from 'flowtap/sinks';
 
-export interface ServiceConfig { name: string; port: number; originalPort: number; originalHost?: string; type?: 'http' | 'dubbo' | 'auto' }
+export interface ServiceConfig {
+  name: string;
+  port: number;
+  originalPort: number;
+  originalHost?: string;
+  type?: 'http' | 'dubbo' | 'grpc' | 'auto';
+  /** gRPC: a directory of .proto files, so records carry decoded messages instead of a schema-less dump. */
+  protoDir?: string;
+}
 export type OutputConfig =
   | { type: 'jsonl'; path: string }
   | { type: 'elasticsearch'; url: string }
@@ -22,7 +31,7 @@ export interface TrafficDump {
   close(): Promise<void>;
 }
 
-const PROTOCOL = { http: 'http1', dubbo: 'dubbo', auto: 'auto' } as const;
+const PROTOCOL = { http: 'http1', dubbo: 'dubbo', grpc: 'http2', auto: 'auto' } as const;
 
 export async function startTrafficDump(config: TrafficDumpConfig, onRecord?: (r: ExchangeRecord) => void): Promise<TrafficDump> {
   const sinks: RecordSink[] = config.outputs.map((o) => {
@@ -40,6 +49,7 @@ export async function startTrafficDump(config: TrafficDumpConfig, onRecord?: (r:
       listen: { port: s.port },
       upstream: { host: s.originalHost ?? '127.0.0.1', port: s.originalPort },
       protocol: PROTOCOL[s.type ?? 'auto'],
+      protos: s.protoDir ? ProtoRegistry.load(s.protoDir) : undefined,
     });
     proxy.on('record', handle);
     await proxy.listen();
@@ -58,6 +68,8 @@ export async function startTrafficDump(config: TrafficDumpConfig, onRecord?: (r:
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
   const file = process.argv[2] ?? new URL('./config.json', import.meta.url).pathname;
   const config = JSON.parse(readFileSync(file, 'utf8')) as TrafficDumpConfig;
+  // Schemas sit beside the config, wherever it is run from; outputs land where the user runs it.
+  for (const s of config.services) if (s.protoDir) s.protoDir = resolve(dirname(file), s.protoDir);
   const dump = await startTrafficDump(config);
   for (const s of config.services) console.log(`${s.name}: listening on ${s.port}, forwarding to ${s.originalHost ?? '127.0.0.1'}:${s.originalPort}`);
   process.once('SIGINT', () => { void dump.close().then(() => process.exit(0)); });

@@ -93,6 +93,13 @@ export function mask(opts: MaskOptions = {}): Stage {
     return out ?? m;
   };
   const maskBody = (part: Record<string, unknown>): Record<string, unknown> => {
+    // Decoded values (a gRPC message with its schema, Dubbo arguments) carry field names too.
+    for (const k of ['message', 'args', 'value']) {
+      if (part[k] && typeof part[k] === 'object') {
+        const masked = maskFields(part[k], fields, stars);
+        if (masked !== part[k]) part = { ...part, [k]: masked };
+      }
+    }
     if (typeof part.body !== 'string' || part.bodyEncoding) return part;
     const masked = maskJson(part.body, fields, stars);
     return masked === part.body ? part : { ...part, body: masked };
@@ -147,20 +154,27 @@ function fnv1a(s: string): number {
 function maskJson(text: string, fields: RegExp, stars: string): string {
   const t = text.trimStart();
   if (!(t.startsWith('{') || t.startsWith('['))) return text;
-  let changed = false;
   let parsed: unknown;
   try { parsed = JSON.parse(text); } catch { return text; }
-  const walk = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(walk);
-    if (v && typeof v === 'object') {
-      const o: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) {
-        if (fields.test(k) && (typeof x === 'string' || typeof x === 'number')) { o[k] = stars; changed = true; } else o[k] = walk(x);
-      }
-      return o;
-    }
-    return v;
-  };
-  const out = walk(parsed);
-  return changed ? JSON.stringify(out) : text;
+  const out = maskFields(parsed, fields, stars);
+  return out !== parsed ? JSON.stringify(out) : text;
+}
+
+/** Mask matching fields anywhere in a value; the same value back when nothing matched, else a masked copy. */
+function maskFields(v: unknown, fields: RegExp, stars: string): unknown {
+  if (Array.isArray(v)) {
+    let out: unknown[] | null = null;
+    v.forEach((x, i) => {
+      const m = maskFields(x, fields, stars);
+      if (m !== x) (out ??= v.slice())[i] = m;
+    });
+    return out ?? v;
+  }
+  if (!v || typeof v !== 'object') return v;
+  let out: Record<string, unknown> | null = null;
+  for (const [k, x] of Object.entries(v)) {
+    const m = fields.test(k) && (typeof x === 'string' || typeof x === 'number') ? stars : maskFields(x, fields, stars);
+    if (m !== x) (out ??= { ...(v as Record<string, unknown>) })[k] = m;
+  }
+  return out ?? v;
 }
