@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeRequest, encodeResponse, DubboDecoder, TapProxy, type ExchangeRecord } from '../src/index.js';
 import { BatchingSink } from '../src/sinks/index.js';
+import { runCalls, startServer } from './grpc/peer.js';
 import { rng } from './helpers.js';
 import { captureSkipReason, run, runAsync, startCapture, tempDir } from './tools.js';
 
@@ -215,6 +216,30 @@ describe.skipIf(capSkip !== null)('proxy records equal flowtap read of a capture
     const fromCapture = out.stdout.trim().split('\n').map((l) => comparable(JSON.parse(l))).sort();
     const fromProxy = [...h.records, ...d.records].map(comparable).sort();
     expect(fromProxy).toHaveLength(8);
+    expect(fromProxy).toEqual(fromCapture);
+  }, 60_000);
+
+  it('gRPC from @grpc/grpc-js (every call kind, errors, gzip, deadline, cancel), protocol auto-detected', async () => {
+    const { server, port } = await startServer();
+    closers.push(() => { server.forceShutdown(); });
+    const g = await proxyTo(port);
+    const pcap = join(tempDir(), 'grpc-leg.pcap');
+    const cap = await startCapture('lo', pcap, `tcp port ${g.port}`);
+    const seen = await runCalls(g.port);
+    await new Promise((r) => setTimeout(r, 500)); // the slow call's late answer, after its cancel
+    await cap.stop();
+    const out = run('node', [new URL('../dist/cli.js', import.meta.url).pathname, 'read', pcap]);
+    expect(out.status, out.stderr).toBe(0);
+    const comparable = (r: ExchangeRecord) => {
+      const { connectionId, startTime, endTime, duration, server: _s, ...rest } = r;
+      void connectionId; void startTime; void endTime; void duration; void _s;
+      return JSON.stringify(rest);
+    };
+    const fromCapture = out.stdout.trim().split('\n').map((l) => comparable(JSON.parse(l))).sort();
+    const fromProxy = g.records.map(comparable).sort();
+    expect(g.records.every((r) => r.protocol === 'grpc')).toBe(true);
+    // One record per call, with the status code the client itself saw.
+    expect(g.records.map((r) => `${r.endpoint} ${r.code}`).sort()).toEqual(seen.map((o) => `${o.path} ${o.code}`).sort());
     expect(fromProxy).toEqual(fromCapture);
   }, 60_000);
 });
