@@ -59,7 +59,7 @@ export class GrpcMessageReader {
 
   private done(): void {
     if (this.count === 0) {
-      let body = Buffer.concat(this.parts);
+      let body = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts);
       this.parts = [];
       if (this.compressed) {
         try {
