@@ -15,7 +15,11 @@ import type { SessionOptions, Side } from './session.js';
 export interface TapProxyOptions extends SessionOptions {
   /** Where to listen. Host default 127.0.0.1. */
   listen: { host?: string; port: number };
-  upstream: { host: string; port: number };
+  /**
+   * Where to forward: a fixed address, or one chosen per connection — a transparent proxy behind flowtap's
+   * PortInterceptor or iptables REDIRECT asks where each client was going (`getOriginalDestination`).
+   */
+  upstream: Upstream | ((client: Socket) => Upstream);
   /** A protocol name to force, or 'auto' (default): detected per connection from the first bytes. */
   protocol?: string;
   /** Give up on the upstream after this long, ms. Default 5000. */
@@ -23,6 +27,8 @@ export interface TapProxyOptions extends SessionOptions {
   /** A request unanswered this long becomes a `timeout` record, ms. Default 60 000. */
   timeout?: number;
 }
+
+export interface Upstream { host: string; port: number }
 
 export interface TapProxyStats {
   connections: number;
@@ -93,7 +99,16 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
   private accept(client: Socket): void {
     const connectionId = String(this.nextId++);
     const clientPeer: Peer = { ip: normaliseIp(client.remoteAddress), port: client.remotePort ?? 0 };
-    const upstreamPeer: Peer = { ip: this.opts.upstream.host, port: this.opts.upstream.port };
+    let target: Upstream;
+    try {
+      target = typeof this.opts.upstream === 'function' ? this.opts.upstream(client) : this.opts.upstream;
+    } catch (e) {
+      // No upstream for this client: nothing to forward to, and a proxy must not guess.
+      this.emit('upstreamError', e as Error, { connectionId, client: clientPeer, upstream: { ip: '', port: 0 } });
+      client.resetAndDestroy();
+      return;
+    }
+    const upstreamPeer: Peer = { ip: target.host, port: target.port };
     const info: ConnectionInfo = { connectionId, client: clientPeer, upstream: upstreamPeer };
     this.stats.connections++;
     this.stats.open++;
@@ -112,7 +127,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
     this.live.set(connectionId, entry);
     this.emit('connection', info);
 
-    const upstream = net.connect({ host: this.opts.upstream.host, port: this.opts.upstream.port, allowHalfOpen: true });
+    const upstream = net.connect({ host: target.host, port: target.port, allowHalfOpen: true });
     entry.sockets.push(upstream);
     let fromClient = 0;
     let fromUpstream = 0;
