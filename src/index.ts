@@ -43,7 +43,7 @@ export { protocols } from './pipeline/protocols.js';
 export type { ProtocolModule, ProtocolSession, SessionContext, SessionOptions, Side } from './pipeline/session.js';
 
 export { TapProxy } from './pipeline/tap-proxy.js';
-export type { ConnectionInfo, TapProxyEvents, TapProxyOptions, TapProxyStats } from './pipeline/tap-proxy.js';
+export type { ConnectionInfo, TapProxyEvents, TapProxyOptions, TapProxyStats, Upstream } from './pipeline/tap-proxy.js';
 export { filter, map, mask, pipeline, rateLimit, sample, tee } from './pipeline/stages.js';
 export type { MaskOptions, Next, Stage } from './pipeline/stages.js';
 export type { RecordSink } from './sinks/batching.js'; // the interface tee() takes; sinks live in flowtap/sinks

@@ -102,6 +102,27 @@ describe('tap proxy forwarding', () => {
     expect(records).toMatchObject([{ endpoint: '/x', status: 'server_error', error: `upstream 127.0.0.1:${deadPort} unreachable: ECONNREFUSED` }]);
   });
 
+  it('chooses the upstream per connection when given a function; one that throws resets that client and says why', async () => {
+    const a = await listen(http.createServer((_q, r) => r.end('from a')));
+    const b = await listen(http.createServer((_q, r) => r.end('from b')));
+    let n = 0;
+    const { proxy, port } = await proxyTo(0, {
+      upstream: (client: net.Socket) => {
+        expect(client.remotePort).toBeGreaterThan(0); // the accepted socket, to ask where it was going
+        if (++n === 3) throw new Error('no original destination');
+        return { host: '127.0.0.1', port: n === 1 ? a : b };
+      },
+    });
+    const errors: string[] = [];
+    proxy.on('upstreamError', (e) => errors.push(e.message));
+    const get = () => new Promise<string>((resolve) => {
+      http.get({ port, host: '127.0.0.1', agent: false }, (res) => { let t = ''; res.on('data', (d) => { t += d; }); res.on('end', () => resolve(t)); })
+        .on('error', (e) => resolve(`error ${(e as NodeJS.ErrnoException).code}`));
+    });
+    expect([await get(), await get(), await get()]).toEqual(['from a', 'from b', 'error ECONNRESET']);
+    expect(errors).toEqual(['no original destination']);
+  });
+
   it('resets propagate both ways: upstream reset mid-response reaches the client, client reset reaches the upstream', async () => {
     let upstreamSaw: string[] = [];
     const upstream = net.createServer((s) => {
