@@ -2,6 +2,7 @@
  * `npm run bench`: every microbenchmark in one run, flowtap beside its peers on the same input.
  * Prints a table and ratios per benchmark, then one final JSON line with everything.
  */
+import { benchBpf } from './bpf.js';
 import { benchDubbo } from './dubbo.js';
 import { benchHttp1 } from './http1.js';
 import { benchGrpc } from './grpc.js';
@@ -9,7 +10,7 @@ import { benchHttp2 } from './http2.js';
 import { benchProxy } from './proxy.js';
 import type { BenchResult } from './measure.js';
 
-const benches: Record<string, () => BenchResult | Promise<BenchResult>> = { http1: benchHttp1, dubbo: benchDubbo, http2: benchHttp2, grpc: benchGrpc, proxy: benchProxy };
+const benches: Record<string, () => BenchResult | Promise<BenchResult>> = { http1: benchHttp1, dubbo: benchDubbo, http2: benchHttp2, grpc: benchGrpc, proxy: benchProxy, bpf: benchBpf };
 const only = process.argv.slice(2);
 const all: BenchResult[] = [];
 for (const [name, run] of Object.entries(benches)) {
