@@ -6,11 +6,13 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PortInterceptor, getOriginalDestination } from '../src/bpf/index.js';
 import { Controller, bpfSkipReason, flowtapBpfObjects, makeCgroup, makeNetnsPair, runIn, type Cgroup, type NetnsPair } from './bpf/sandbox.js';
-import { have } from './tools.js';
+import { have, tempDir } from './tools.js';
 
 const skip = bpfSkipReason();
 if (skip) console.warn(`BPF interceptor tests skipped: ${skip}`);
@@ -266,3 +268,27 @@ async function waitForNone(): Promise<void> {
   }
   expect(flowtapBpfObjects()).toEqual({ progs: [], links: 0 });
 }
+
+describe.skipIf(skip !== null)('examples/port-interceptor', () => {
+  it('npm run demo:intercept: curl and a Dubbo consumer in the cgroup get their answers, records appear, the YAML edit restores the direct path, nothing is left behind', async () => {
+    const out = join(tempDir(), 'intercepted.jsonl');
+    const root = new URL('..', import.meta.url).pathname;
+    const p = spawn(process.execPath, ['--import', 'tsx', join(root, 'examples/port-interceptor/demo.ts')], { cwd: root, env: { ...process.env, FLOWTAP_DEMO_OUT: out }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
+    p.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+    const [code] = await once(p, 'exit');
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/curl \/orders\/42\s+-> \{"id":42,"items":3,"path":"\/orders\/42"\} \(HTTP 200\)/);
+    expect(stdout).toMatch(/dubbo getUser\s+-> \{"id":7,"name":"Ada"\}/);
+    expect(stdout).toMatch(/removed orders-http: 18080 goes direct again/);
+    expect(stdout).toMatch(/curl \/orders\/43\s+-> .*\(HTTP 200\)\n\s+new records: 0/);
+    const records = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(records.map((r) => [r.protocol, r.endpoint, r.code, r.server.port])).toEqual([
+      ['http1', '/orders/42', 200, 18080], ['http1', '/orders/missing', 404, 18080], ['dubbo', 'demo.UserService/getUser', 20, 20880],
+    ]);
+    expect(flowtapBpfObjects()).toEqual({ progs: [], links: 0 });
+  }, 60_000);
+});

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { mask, pipeline, ProtoRegistry, tee, TapProxy, type ExchangeRecord } from 'flowtap';
+import { mask, pipeline, ProtoRegistry, tee, TapProxy, type ExchangeRecord, type TapProxyOptions } from 'flowtap';
 import { ClickHouseSink, ElasticsearchSink, JsonlSink, SplunkSink, type RecordSink } from 'flowtap/sinks';
 
 export interface ServiceConfig {
@@ -14,6 +14,8 @@ export interface ServiceConfig {
   port: number;
   originalPort: number;
   originalHost?: string;
+  /** Where the tap proxy listens (default 127.0.0.1; '::' for both IPv4 and IPv6). */
+  listenHost?: string;
   type?: 'http' | 'dubbo' | 'grpc' | 'auto';
   /** gRPC: a directory of .proto files, so records carry decoded messages instead of a schema-less dump. */
   protoDir?: string;
@@ -33,8 +35,9 @@ export interface TrafficDump {
 
 const PROTOCOL = { http: 'http1', dubbo: 'dubbo', grpc: 'http2', auto: 'auto' } as const;
 
-export async function startTrafficDump(config: TrafficDumpConfig, onRecord?: (r: ExchangeRecord) => void): Promise<TrafficDump> {
-  const sinks: RecordSink[] = config.outputs.map((o) => {
+/** The outputs of a config as sinks. */
+export function makeSinks(outputs: OutputConfig[]): RecordSink[] {
+  return outputs.map((o) => {
     switch (o.type) {
       case 'jsonl': return new JsonlSink({ path: o.path });
       case 'elasticsearch': return new ElasticsearchSink({ url: o.url });
@@ -42,19 +45,29 @@ export async function startTrafficDump(config: TrafficDumpConfig, onRecord?: (r:
       case 'clickhouse': return new ClickHouseSink({ url: o.url, table: o.table, createTable: o.createTable });
     }
   });
+}
+
+/**
+ * One service's tap proxy, listening and sending its records to `handle`. `upstream` replaces the fixed
+ * originalHost:originalPort — the port interceptor passes one that asks each connection where it was going.
+ */
+export async function startService(s: ServiceConfig, handle: (r: ExchangeRecord) => void, upstream?: TapProxyOptions['upstream']): Promise<TapProxy> {
+  const proxy = new TapProxy({
+    listen: { host: s.listenHost, port: s.port },
+    upstream: upstream ?? { host: s.originalHost ?? '127.0.0.1', port: s.originalPort },
+    protocol: PROTOCOL[s.type ?? 'auto'],
+    protos: s.protoDir ? ProtoRegistry.load(s.protoDir) : undefined,
+  });
+  proxy.on('record', handle);
+  await proxy.listen();
+  return proxy;
+}
+
+export async function startTrafficDump(config: TrafficDumpConfig, onRecord?: (r: ExchangeRecord) => void): Promise<TrafficDump> {
+  const sinks = makeSinks(config.outputs);
   const handle = pipeline(mask(), tee(...sinks, ...(onRecord ? [onRecord] : [])));
   const proxies: TapProxy[] = [];
-  for (const s of config.services) {
-    const proxy = new TapProxy({
-      listen: { port: s.port },
-      upstream: { host: s.originalHost ?? '127.0.0.1', port: s.originalPort },
-      protocol: PROTOCOL[s.type ?? 'auto'],
-      protos: s.protoDir ? ProtoRegistry.load(s.protoDir) : undefined,
-    });
-    proxy.on('record', handle);
-    await proxy.listen();
-    proxies.push(proxy);
-  }
+  for (const s of config.services) proxies.push(await startService(s, handle));
   return {
     proxies,
     sinks,
