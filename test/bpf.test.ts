@@ -20,6 +20,7 @@ if (skip) console.warn(`BPF interceptor tests skipped: ${skip}`);
 const curlArgs = (url: string) => ['-s', '-m', '5', '-w', '\n%{http_code}', url];
 const probe = new URL('./bpf/redirect-probe.ts', import.meta.url).pathname;
 const dubboClient = new URL('./bpf/dubbo-client.ts', import.meta.url).pathname;
+const optionsClient = new URL('./bpf/ip-options-client.ts', import.meta.url).pathname;
 
 /** Ports outside the ephemeral range (no warning), distinct per describe. */
 const HTTP_PORT = 18180;
@@ -133,6 +134,21 @@ describe.skipIf(skip !== null)('tc mode: remote clients through tcx on a veth, i
     expect(s.flows).toBe(2);
     expect(s.packetsIn).toBeGreaterThan(4);
     expect(s.packetsOut).toBeGreaterThan(4);
+  });
+
+  it('IPv4 packets with IP options are rewritten too (the TCP header is found from IHL)', async () => {
+    const cap = spawn(ns.inNs(ns.server)[0], [...ns.inNs(ns.server).slice(1), 'tcpdump', '-i', ns.serverIf, '-n', '-v', '-l', '--immediate-mode', 'tcp and dst port 8080'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let dump = '';
+    cap.stdout.setEncoding('utf8').on('data', (d) => { dump += d; });
+    await new Promise<void>((resolve) => cap.stderr.on('data', (d) => { if (String(d).includes('listening')) resolve(); }));
+    const r = await runIn([...ns.inNs(ns.client), process.execPath, '--import', 'tsx', optionsClient, ns.serverIp, '8080', '/with-options']);
+    await new Promise((res) => setTimeout(res, 300));
+    cap.kill('SIGINT');
+    await once(cap, 'close');
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('hello from 8080 /with-options');
+    expect(dump).toMatch(/options \(NOP,NOP,NOP,EOL\)/); // the options were really on the wire
+    await ctl.wait((l) => 'record' in l && (l.record as { endpoint: string }).endpoint === '/with-options');
   });
 
   it('removing the mapping sends new connections straight to the original port', async () => {

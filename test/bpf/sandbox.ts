@@ -106,6 +106,7 @@ export function runIn(argv: string[], input?: string): Promise<{ status: number 
     p.stdout.on('data', (d) => { stdout += d; });
     p.stderr.on('data', (d) => { stderr += d; });
     p.on('close', (status) => resolve({ status, stdout, stderr }));
+    p.stdin.on('error', () => {}); // a child that exits without reading its input
     p.stdin.end(input ?? '');
   });
 }
@@ -131,6 +132,7 @@ export class Controller {
     const argv = [...prefix, process.execPath, '--import', 'tsx', script, JSON.stringify(config)];
     this.proc = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     this.proc.stderr!.on('data', (d) => { this.stderr += d; });
+    this.proc.stdin!.on('error', () => {}); // written to after it died: the test's own assertions say why
     createInterface({ input: this.proc.stdout! }).on('line', (line) => {
       let l: Record<string, unknown>;
       try { l = JSON.parse(line); } catch { return; }
