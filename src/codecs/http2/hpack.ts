@@ -3,8 +3,10 @@
  * (measured in bench/http2), dormant since 2016, and cannot decode a block whose indices point into a
  * dynamic table it never saw — which is every capture that starts mid-connection.
  *
- * - Huffman: a 4-bit state machine built once from the RFC's code table (each nibble emits at most one
- *   symbol, since the shortest code is 5 bits), so decoding does no per-bit work.
+ * - Huffman: a byte-at-a-time state machine built once from the RFC's code table (a byte completes at most
+ *   two symbols, since the shortest code is 5 bits), so decoding does one table read per input octet.
+ * - Strings: ASCII (nearly every header) becomes a one-byte string without UTF-8 decoding; dynamic table
+ *   hits return the stored [name, value] pair instead of a new one.
  * - Dynamic table: a ring buffer per direction, FIFO eviction by octet size.
  * - Mid-connection: an index into entries inserted before we started watching yields `null` and marks the
  *   block `incomplete`; the rest of the block still decodes, and entries inserted since stay resolvable
@@ -32,12 +34,11 @@ const STATIC_COUNT = STATIC_TABLE.length; // 61
 // ---- Huffman state machine ----
 
 /**
- * One entry per (state, nibble), packed so the hot loop reads one word: bits 0–7 the next state, bit 8 "emits
- * a symbol", bits 9–16 the symbol, bit 17 "invalid" (EOS inside a string).
+ * One entry per (state, input octet), packed in one word: bits 0–7 the next state, bits 8–9 how many symbols
+ * the octet completes (0–2), bits 10–17 and 18–25 those symbols, bit 26 "invalid" (EOS inside a string).
  */
-const HUFF = new Int32Array(256 * 16);
-const EMIT = 1 << 8;
-const FAIL = 1 << 17;
+const HUFF = new Int32Array(256 * 256);
+const FAIL = 1 << 26;
 /** A state where the bits so far could be (a prefix of) the EOS padding: all ones, fewer than 8. */
 const HUFF_ACCEPT = new Uint8Array(256);
 
@@ -56,46 +57,63 @@ const HUFF_ACCEPT = new Uint8Array(256);
   });
   // Accepting states: reached from the root by up to 7 one-bits.
   for (let n = 0, d = 0; d < 8 && n >= 0; d++) { HUFF_ACCEPT[n] = 1; n = child[n][1]; }
-  for (let s = 0; s < child.length; s++) {
-    for (let nib = 0; nib < 16; nib++) {
-      let node = s;
-      let sym = -1;
+  for (let st = 0; st < child.length; st++) {
+    for (let octet = 0; octet < 256; octet++) {
+      let node = st;
+      const syms: number[] = [];
       let fail = 0;
-      for (let i = 3; i >= 0; i--) {
-        const bit = (nib >>> i) & 1;
+      for (let i = 7; i >= 0; i--) {
+        const bit = (octet >>> i) & 1;
         const l = leaf.get(node * 2 + bit);
         if (l !== undefined) {
           if (l === 256) fail = 1; // EOS inside a string is an error
-          sym = l;
+          else syms.push(l);
           node = 0;
         } else {
           node = child[node][bit];
         }
       }
-      HUFF[s * 16 + nib] = node | (sym >= 0 && sym < 256 ? EMIT | (sym << 9) : 0) | (fail ? FAIL : 0);
+      HUFF[(st << 8) | octet] = node | (syms.length << 8) | ((syms[0] ?? 0) << 10) | ((syms[1] ?? 0) << 18) | (fail ? FAIL : 0);
     }
   }
 })();
+
+/** Set by huffmanDecode: some decoded octet was ≥ 0x80 (the string needs UTF-8 decoding). */
+let huffmanHigh = 0;
 
 /** Decode `len` Huffman-coded octets at `at` into `out` (room for len*8/5 octets); returns octets written, -1 if invalid. */
 function huffmanDecode(src: Uint8Array, at: number, len: number, out: Buffer): number {
   let state = 0;
   let n = 0;
+  let high = 0;
   for (let i = at, end = at + len; i < end; i++) {
-    const b = src[i];
-    let e = HUFF[(state << 4) | (b >> 4)];
+    const e = HUFF[(state << 8) | src[i]];
     if (e & FAIL) return -1;
-    if (e & EMIT) out[n++] = (e >> 9) & 0xff;
-    e = HUFF[((e & 0xff) << 4) | (b & 15)];
-    if (e & FAIL) return -1;
-    if (e & EMIT) out[n++] = (e >> 9) & 0xff;
+    const count = (e >> 8) & 3;
+    if (count !== 0) {
+      const a = (e >> 10) & 0xff;
+      out[n++] = a;
+      high |= a;
+      if (count === 2) {
+        const b = (e >> 18) & 0xff;
+        out[n++] = b;
+        high |= b;
+      }
+    }
     state = e & 0xff;
   }
+  huffmanHigh = high & 0x80;
   return HUFF_ACCEPT[state] ? n : -1;
 }
 
-/** Buffer's own UTF-8 decoder without toString's argument handling. */
-interface Utf8Buffer extends Buffer { utf8Slice(start: number, end: number): string }
+/** Buffer's own decoders without toString's argument handling. */
+interface Utf8Buffer extends Buffer { utf8Slice(start: number, end: number): string; latin1Slice(start: number, end: number): string }
+
+/** True when no octet in the range is ≥ 0x80 (then latin1 and UTF-8 decode alike, and latin1 is cheaper). */
+function ascii(b: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (b[i] & 0x80) return false;
+  return true;
+}
 
 // ---- the decoder ----
 
@@ -109,8 +127,8 @@ export interface HpackDecoderOptions {
 }
 
 export class HpackDecoder {
-  private names: (string | null)[] = new Array(64);
-  private values: string[] = new Array(64);
+  /** [name, value] pairs as stored, handed out as they are (callers treat header fields as read-only). */
+  private entries: [string | null, string][] = new Array(64);
   private sizes = new Int32Array(64);
   /** Ring buffer: `head` is where the next (newest) entry goes; `count` entries before it. */
   private head = 0;
@@ -199,9 +217,10 @@ export class HpackDecoder {
         const value = this.string(block);
         if (value === null) return { error: this.stringError };
         i = this.pos;
-        headers.push([name, value]);
+        const field: [string | null, string] = [name, value];
+        headers.push(field);
         octets += (name?.length ?? 0) + value.length;
-        if (indexing) this.insert(name, value, nameOctets, this.lastOctets);
+        if (indexing) this.insert(field, nameOctets, this.lastOctets);
       }
       if (octets > this.maxBlockOctets) return { error: `header block decodes to more than ${this.maxBlockOctets} octets` };
     }
@@ -247,10 +266,11 @@ export class HpackDecoder {
       if (this.scratch.length < room) this.scratch = Buffer.allocUnsafe(Math.max(room, this.scratch.length * 2));
       octets = huffmanDecode(b, at, len, this.scratch);
       if (octets < 0) { this.stringError = 'invalid Huffman coding'; return null; }
-      text = (this.scratch as Utf8Buffer).utf8Slice(0, octets);
+      const out = this.scratch as Utf8Buffer;
+      text = huffmanHigh ? out.utf8Slice(0, octets) : out.latin1Slice(0, octets);
     } else {
       octets = len;
-      text = (b as Utf8Buffer).utf8Slice(at, at + len);
+      text = ascii(b, at, at + len) ? (b as Utf8Buffer).latin1Slice(at, at + len) : (b as Utf8Buffer).utf8Slice(at, at + len);
     }
     this.lastOctets = octets;
     return text;
@@ -260,23 +280,19 @@ export class HpackDecoder {
   private field(index: number): [string | null, string] | null | undefined {
     if (index <= STATIC_COUNT) return STATIC_TABLE[index - 1] as [string, string];
     const d = index - STATIC_COUNT - 1; // 0 = newest
-    if (d < this.count) {
-      const slot = (this.head - 1 - d) & (this.names.length - 1);
-      return [this.names[slot], this.values[slot]];
-    }
+    if (d < this.count) return this.entries[(this.head - 1 - d) & (this.entries.length - 1)];
     // Beyond what we know: fine mid-connection (an entry from before we started), an error otherwise.
     return this.midStream && d < 1 + Math.floor(this.settingsMax / ENTRY_OVERHEAD) ? null : undefined;
   }
 
-  private insert(name: string | null, value: string, nameOctets: number, valueOctets: number): void {
+  private insert(field: [string | null, string], nameOctets: number, valueOctets: number): void {
     // An unknown name (mid-connection) still takes its place, so later indices stay aligned.
     const size = nameOctets + valueOctets + ENTRY_OVERHEAD;
     if (size > this.tableMax) { this.head = 0; this.count = 0; this.size = 0; return; } // clears the table (§4.4)
-    if (this.count === this.names.length) this.grow();
-    this.names[this.head] = name;
-    this.values[this.head] = value;
+    if (this.count === this.entries.length) this.grow();
+    this.entries[this.head] = field;
     this.sizes[this.head] = size;
-    this.head = (this.head + 1) & (this.names.length - 1);
+    this.head = (this.head + 1) & (this.entries.length - 1);
     this.count++;
     this.size += size;
     this.evict();
@@ -284,25 +300,22 @@ export class HpackDecoder {
 
   private evict(): void {
     while (this.size > this.tableMax && this.count > 0) {
-      const oldest = (this.head - this.count) & (this.names.length - 1);
+      const oldest = (this.head - this.count) & (this.entries.length - 1);
       this.size -= this.sizes[oldest];
       this.count--;
     }
   }
 
   private grow(): void {
-    const cap = this.names.length * 2;
-    const names: (string | null)[] = new Array(cap);
-    const values: string[] = new Array(cap);
+    const cap = this.entries.length * 2;
+    const entries: [string | null, string][] = new Array(cap);
     const sizes = new Int32Array(cap);
     for (let k = 0; k < this.count; k++) {
-      const from = (this.head - this.count + k) & (this.names.length - 1);
-      names[k] = this.names[from];
-      values[k] = this.values[from];
+      const from = (this.head - this.count + k) & (this.entries.length - 1);
+      entries[k] = this.entries[from];
       sizes[k] = this.sizes[from];
     }
-    this.names = names;
-    this.values = values;
+    this.entries = entries;
     this.sizes = sizes;
     this.head = this.count;
   }
