@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { HpackDecoder, type HpackBlock } from '../src/codecs/http2/hpack.js';
+import { HUFFMAN_CODES } from '../src/codecs/http2/rfc7541-tables.js';
 import { rng } from './helpers.js';
 
 const require = createRequire(import.meta.url);
@@ -112,6 +113,37 @@ describe('HPACK bombs and garbage are bounded error values', () => {
       for (let k = 0; k < 1 + Math.floor(r() * 4); k++) b[Math.floor(r() * b.length)] = Math.floor(r() * 256);
       const d = new HpackDecoder({ midStream: i % 3 === 0 });
       expect(() => d.decode(i % 7 === 0 ? b.subarray(0, Math.floor(r() * b.length)) : b)).not.toThrow();
+    }
+  });
+});
+
+describe('HPACK: strings beyond ASCII', () => {
+  /** RFC 7541 Huffman encoding straight from the code table: codes concatenated, padded with ones. */
+  const huffman = (bytes: Buffer): Buffer => {
+    const out: number[] = [];
+    let acc = 0n;
+    let bits = 0n;
+    for (const b of bytes) {
+      const [len, code] = HUFFMAN_CODES[b];
+      acc = (acc << BigInt(len)) | BigInt(code);
+      bits += BigInt(len);
+      while (bits >= 8n) { bits -= 8n; out.push(Number((acc >> bits) & 0xffn)); }
+    }
+    if (bits > 0n) out.push(Number(((acc << (8n - bits)) | ((1n << (8n - bits)) - 1n)) & 0xffn));
+    return Buffer.from(out);
+  };
+  const literal = (name: string, value: Buffer, huff: boolean) => {
+    const v = huff ? huffman(value) : value;
+    if (v.length > 126) throw new Error('keep test strings short');
+    return Buffer.concat([Buffer.from([0x00, name.length]), Buffer.from(name), Buffer.from([(huff ? 0x80 : 0) | v.length]), v]);
+  };
+
+  it('UTF-8 values decode the same raw and Huffman-coded; ASCII and latin1-range bytes are not confused', () => {
+    const values = ['grüße ✓ 日本', 'plain-ascii/1.0', 'emoji 🚀 end', 'a\u00e9b'];
+    for (const huff of [false, true]) {
+      const d = new HpackDecoder();
+      const block = Buffer.concat(values.map((v, i) => literal(`x-${i}`, Buffer.from(v, 'utf8'), huff)));
+      expect(ok(d.decode(block)).headers).toEqual(values.map((v, i) => [`x-${i}`, v]));
     }
   });
 });
