@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PortInterceptor, getOriginalDestination } from '../src/bpf/index.js';
+import { PortInterceptor, getOriginalDestination, setLibbpfLog } from '../src/bpf/index.js';
 import { Controller, bpfSkipReason, flowtapBpfObjects, makeCgroup, makeNetnsPair, runIn, type Cgroup, type NetnsPair } from './bpf/sandbox.js';
 import { have, tempDir } from './tools.js';
 
@@ -266,6 +266,29 @@ describe.skipIf(skip !== null)('lifecycle and errors', () => {
       cg.remove();
     }
     expect(flowtapBpfObjects()).toEqual({ progs: [], links: 0 });
+  });
+
+  it('typed events, libbpf\'s log routed to the caller, and the kernel\'s maps agree with list()', () => {
+    const cg = makeCgroup();
+    const log: string[] = [];
+    const events: string[] = [];
+    try {
+      const i = PortInterceptor.open({ cgroupPath: cg.path, handleSignals: false, log: (level, m) => log.push(`${level} ${m}`) });
+      i.on('add', (m) => events.push(`add ${m.originalPort}->${m.port}`));
+      i.on('remove', (m) => events.push(`remove ${m.originalPort}->${m.port}`));
+      i.on('close', () => events.push('close'));
+      i.add({ originalPort: 18680, port: 18681 });
+      i.add({ originalPort: 18690, port: 18691 });
+      expect(i.kernelMappings()).toEqual({ cgroup: i.list(), tc: [] });
+      i.remove(18680);
+      expect(i.kernelMappings().cgroup).toEqual([{ originalPort: 18690, port: 18691 }]);
+      i.close();
+      expect(events).toEqual(['add 18680->18681', 'add 18690->18691', 'remove 18680->18681', 'close']);
+      expect(log.some((l) => /^debug libbpf: .*connect\.bpf\.o/.test(l))).toBe(true);
+    } finally {
+      setLibbpfLog(null);
+      cg.remove();
+    }
   });
 
   it.skipIf(!have('setpriv'))('without root or CAP_BPF, opening says so in one sentence', async () => {

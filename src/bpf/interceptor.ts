@@ -222,6 +222,12 @@ export class PortInterceptor extends EventEmitter<PortInterceptorEvents> {
     return null;
   }
 
+  /** The mappings as the kernel has them (read back from the BPF maps), per mode. */
+  kernelMappings(): { cgroup: PortMapping[]; tc: PortMapping[] } {
+    const read = (m: BpfMap<number, number> | null) => (m ? [...m.entries()].map(([originalPort, port]) => ({ originalPort, port })).sort((x, y) => x.originalPort - y.originalPort) : []);
+    return { cgroup: read(this.cgroupPorts), tc: read(this.tcPorts) };
+  }
+
   stats(): InterceptorStats {
     const c = (m: BpfMap<number, bigint> | null, i: number) => Number(m?.get(i) ?? 0n);
     return {
