@@ -26,6 +26,9 @@ describe('port-interceptor config', () => {
     expect(() => loadConfig(f)).toThrow(`${f}: interceptors[0] needs integer port and proxyPort`);
     writeFileSync(f, 'interceptors:\n  - { port: 80, proxyPort: 81 }\n  - { port: 80, proxyPort: 82 }\n');
     expect(() => loadConfig(f)).toThrow(`${f}: port 80 is intercepted twice`);
+    writeFileSync(f, 'interceptors: [\n');
+    expect(() => loadConfig(f)).toThrow(new RegExp(`^${f}: .+`));
+    expect(() => loadConfig(`${f}.missing`)).toThrow(`${f}.missing: no such file`);
     writeFileSync(f, 'interceptors: nope\n');
     expect(() => loadConfig(f)).toThrow(`${f}: interceptors must be a list`);
   });

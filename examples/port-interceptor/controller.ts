@@ -5,7 +5,7 @@
  *
  *   sudo node --import tsx examples/port-interceptor/controller.ts [interceptors.yaml]
  */
-import { mkdirSync, readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, unwatchFile, watchFile } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { mask, pipeline, tee, type ExchangeRecord, type TapProxy } from 'flowtap';
@@ -24,8 +24,13 @@ export interface InterceptorConfig {
 
 /** Read and check a config file; errors name the file and what is wrong. */
 export function loadConfig(file: string): InterceptorConfig {
-  const c = parse(readFileSync(file, 'utf8')) as InterceptorConfig | null;
   const bad = (why: string) => new Error(`${file}: ${why}`);
+  let c: InterceptorConfig | null;
+  try {
+    c = parse(readFileSync(file, 'utf8')) as InterceptorConfig | null;
+  } catch (e) {
+    throw bad((e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message.split('\n')[0]);
+  }
   if (!c || typeof c !== 'object') throw bad('expected a mapping with interceptors and outputs');
   if (!Array.isArray(c.interceptors)) throw bad('interceptors must be a list');
   const seen = new Set<number>();
@@ -64,7 +69,9 @@ export interface Controller {
 export async function startController(file: string, opts: { onRecord?: (r: ExchangeRecord) => void; log?: (line: string) => void } = {}): Promise<Controller> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const config = loadConfig(file);
-  if (config.mode !== 'tc' && config.cgroup) mkdirSync(config.cgroup, { recursive: true });
+  // A cgroup the controller makes is removed again when it stops (if nothing is left in it).
+  const madeCgroup = config.mode !== 'tc' && config.cgroup && !existsSync(config.cgroup) ? config.cgroup : null;
+  if (madeCgroup) mkdirSync(madeCgroup, { recursive: true });
   const interceptor = PortInterceptor.open({ mode: config.mode ?? 'cgroup', cgroupPath: config.cgroup, interfaces: config.interfaces });
   interceptor.on('warning', (w) => log(`warning: ${w}`));
   const sinks = makeSinks(config.outputs);
@@ -124,6 +131,7 @@ export async function startController(file: string, opts: { onRecord?: (r: Excha
       interceptor.close();
       await Promise.all([...proxies.values()].map((p) => p.proxy.close()));
       await Promise.all(sinks.map((s) => s.close()));
+      if (madeCgroup) try { rmdirSync(madeCgroup); } catch { /* processes still in it: theirs to move */ }
     },
   };
 }
