@@ -151,6 +151,19 @@ describe.skipIf(skip !== null)('tc mode: remote clients through tcx on a veth, i
     await ctl.wait((l) => 'record' in l && (l.record as { endpoint: string }).endpoint === '/with-options');
   });
 
+  it('a reset forgets its flow; connections closed normally stay tracked until they age out', async () => {
+    const tracked = (await ctl.stats()).tracked;
+    expect(tracked).toBe((await ctl.stats()).flows); // every curl so far closed with FIN: still tracked
+    // A client that connects, sends half a request and resets (SO_LINGER 0): the RST goes through ingress.
+    const script = `const s = require('node:net').connect(8080, '${ns.serverIp}', () => { s.write('GET /x HTTP/1.1\\r\\n'); setTimeout(() => s.resetAndDestroy(), 100); });`;
+    const r = await runIn([...ns.inNs(ns.client), process.execPath, '-e', script]);
+    expect(r.stderr).toBe('');
+    await new Promise((res) => setTimeout(res, 200));
+    const s = await ctl.stats();
+    expect(s.flows).toBe(tracked + 1); // it was redirected...
+    expect(s.tracked).toBe(tracked); // ...and forgotten at its reset
+  });
+
   it('removing the mapping sends new connections straight to the original port', async () => {
     ctl.send({ remove: 8080 });
     await ctl.wait((l) => l.ok === JSON.stringify({ remove: 8080 }));

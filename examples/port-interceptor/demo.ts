@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -98,7 +98,7 @@ try {
   await controller.close();
   orders.close();
   users.close();
-  rmdirSync(cgroup);
+  if (existsSync(cgroup)) rmdirSync(cgroup); // the controller removes the cgroup it made; this is belt and braces
   rmSync(dir, { recursive: true, force: true });
 }
 console.log(`\n${records.length} exchanges recorded to ${OUT}; interceptor closed, programs detached, cgroup removed.`);

@@ -10,7 +10,7 @@
 import type { Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { EventEmitter } from 'eventemitter3';
-import { AttachType, BpfObject, counterCodec, pidCodec, portCodec, type BpfMap, type Link } from './object.js';
+import { AttachType, BpfObject, counterCodec, pidCodec, portCodec, rawCodec, type BpfMap, type Link } from './object.js';
 import { BpfSetupError, libbpf, setLibbpfLog } from './libbpf.js';
 import { getOriginalDestination, type OriginalDestination } from './original-dst.js';
 import { cgroup2Mount, checkSystem, ephemeralPortRange, objectPath } from './system.js';
@@ -112,6 +112,7 @@ export class PortInterceptor extends EventEmitter<PortInterceptorEvents> {
   private readonly mappings = new Map<number, number>();
   private cgroupPorts: BpfMap<number, number> | null = null;
   private tcPorts: BpfMap<number, number> | null = null;
+  private tcFlows: BpfMap<Buffer, Buffer> | null = null;
   private excluded: BpfMap<number, boolean> | null = null;
   private counters: { cgroup: BpfMap<number, bigint> | null; tc: BpfMap<number, bigint> | null } = { cgroup: null, tc: null };
   private closed = false;
@@ -149,6 +150,7 @@ export class PortInterceptor extends EventEmitter<PortInterceptorEvents> {
         this.objects.push(obj);
         this.tcPorts = obj.map('tc_port_map', portCodec);
         this.counters.tc = obj.map('tc_counters', counterCodec);
+        this.tcFlows = obj.map('flows', rawCodec(20, 4)); // struct flow_key, struct flow
         for (const name of this.interfaces) {
           const index = ifindex(name);
           this.links.push(obj.attachTcx('flowtap_tc_ingress', index, AttachType.TCX_INGRESS, name));
@@ -226,6 +228,13 @@ export class PortInterceptor extends EventEmitter<PortInterceptorEvents> {
   kernelMappings(): { cgroup: PortMapping[]; tc: PortMapping[] } {
     const read = (m: BpfMap<number, number> | null) => (m ? [...m.entries()].map(([originalPort, port]) => ({ originalPort, port })).sort((x, y) => x.originalPort - y.originalPort) : []);
     return { cgroup: read(this.cgroupPorts), tc: read(this.tcPorts) };
+  }
+
+  /** tc mode: connections redirected and still tracked (a reset forgets one; FIN-closed ones age out). */
+  trackedFlows(): number {
+    let n = 0;
+    if (this.tcFlows) for (const _ of this.tcFlows.entries()) n++;
+    return n;
   }
 
   stats(): InterceptorStats {

@@ -81,6 +81,17 @@ export const pidCodec: MapCodec<number, boolean> = {
   decodeValue: (b) => b[0] === 1,
 };
 
+/** Keys and values as raw bytes (for maps only counted or inspected). */
+export function rawCodec(keySize: number, valueSize: number): MapCodec<Buffer, Buffer> {
+  return {
+    keySize, valueSize,
+    encodeKey: (k, b) => { k.copy(b); },
+    decodeKey: (b) => Buffer.from(b),
+    encodeValue: (v, b) => { v.copy(b); },
+    decodeValue: (b) => Buffer.from(b),
+  };
+}
+
 /** Array of u64 counters. */
 export const counterCodec: MapCodec<number, bigint> = {
   keySize: 4, valueSize: 8,

@@ -72,7 +72,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   const cmd = JSON.parse(line) as { remove?: number; add?: { originalPort: number; port: number }; stats?: 1; close?: 1 };
   if (cmd.remove) interceptor.remove(cmd.remove);
   if (cmd.add) interceptor.add(cmd.add);
-  if (cmd.stats) say({ stats: interceptor.stats(), mappings: interceptor.list() });
+  if (cmd.stats) say({ stats: { ...interceptor.stats(), tracked: interceptor.trackedFlows() }, mappings: interceptor.list() });
   if (cmd.close) { interceptor.close(); say({ closed: true }); process.exit(0); }
   say({ ok: line });
 });

@@ -9,6 +9,8 @@
  * egress: replies from the proxy port to a tracked client get the original port back as source.
  * Checksums are fixed with bpf_l4_csum_replace (ports are not in the pseudo-header). IPv4 with options
  * (the TCP header is found from IHL) and IPv6 whose next header is TCP.
+ * A flow is forgotten when either side resets it (after rewriting the RST) or when a new SYN reuses its
+ * client port; closed-by-FIN flows age out of the LRU map, which keeps active flows (every packet is a use).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -131,6 +133,8 @@ int flowtap_tc_ingress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	set_port(skb, tcp, offsetof(struct tcphdr, dest), f->original, f->proxy);
 	count(1);
+	if (th.rst)
+		bpf_map_delete_elem(&flows, &k);
 	return TC_ACT_OK;
 }
 
@@ -150,6 +154,8 @@ int flowtap_tc_egress(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	set_port(skb, tcp, offsetof(struct tcphdr, source), f->proxy, f->original);
 	count(2);
+	if (th.rst)
+		bpf_map_delete_elem(&flows, &k);
 	return TC_ACT_OK;
 }
 
