@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PortInterceptor, getOriginalDestination, setLibbpfLog } from '../src/bpf/index.js';
+import { BpfObject, PortInterceptor, getOriginalDestination, portCodec, rawCodec, setLibbpfLog } from '../src/bpf/index.js';
+import { objectPath } from '../src/bpf/system.js';
 import { Controller, bpfSkipReason, flowtapBpfObjects, makeCgroup, makeNetnsPair, runIn, type Cgroup, type NetnsPair } from './bpf/sandbox.js';
 import { have, tempDir } from './tools.js';
 
@@ -298,6 +299,14 @@ describe.skipIf(skip !== null)('lifecycle and errors', () => {
       i.close();
       expect(events).toEqual(['add 18680->18681', 'add 18690->18691', 'remove 18680->18681', 'close']);
       expect(log.some((l) => /^debug libbpf: .*connect\.bpf\.o/.test(l))).toBe(true);
+      // A typed view must match the map's layout: the kernel writes whole keys into its buffers.
+      const obj = BpfObject.load(objectPath('tc.bpf.o'));
+      try {
+        expect(() => obj.map('flows', rawCodec(20, 4))).toThrow('BPF map flows has 36-byte keys and 4-byte values, not 20 and 4');
+        expect(obj.map('tc_port_map', portCodec).get(1)).toBeUndefined();
+      } finally {
+        obj.close();
+      }
     } finally {
       setLibbpfLog(null);
       cg.remove();

@@ -6,7 +6,7 @@ export { PortInterceptor } from './interceptor.js';
 export type { PortMapping, PortInterceptorOptions, PortInterceptorEvents, InterceptorStats } from './interceptor.js';
 export { getOriginalDestination, listenTransparent, isTransparent } from './original-dst.js';
 export type { OriginalDestination } from './original-dst.js';
-export { BpfObject, BpfMap, AttachType, portCodec, pidCodec, counterCodec } from './object.js';
+export { BpfObject, BpfMap, AttachType, portCodec, pidCodec, counterCodec, rawCodec } from './object.js';
 export type { MapCodec, Link } from './object.js';
 export { BpfSetupError, setLibbpfLog } from './libbpf.js';
 export { checkSystem, kernelVersion, cgroup2Mount } from './system.js';

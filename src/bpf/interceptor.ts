@@ -150,7 +150,7 @@ export class PortInterceptor extends EventEmitter<PortInterceptorEvents> {
         this.objects.push(obj);
         this.tcPorts = obj.map('tc_port_map', portCodec);
         this.counters.tc = obj.map('tc_counters', counterCodec);
-        this.tcFlows = obj.map('flows', rawCodec(20, 4)); // struct flow_key, struct flow
+        this.tcFlows = obj.map('flows', rawCodec(36, 4)); // struct flow_key, struct flow
         for (const name of this.interfaces) {
           const index = ifindex(name);
           this.links.push(obj.attachTcx('flowtap_tc_ingress', index, AttachType.TCX_INGRESS, name));

@@ -22,6 +22,8 @@ export interface Libbpf {
   programFd(prog: Ptr): number;
   findMap(obj: Ptr, name: string): Ptr | null;
   mapFd(map: Ptr): number;
+  mapKeySize(map: Ptr): number;
+  mapValueSize(map: Ptr): number;
   attachCgroup(prog: Ptr, cgroupFd: number): Ptr | null;
   destroyLink(link: Ptr): number;
   linkCreate(progFd: number, targetFd: number, attachType: number): number;
@@ -79,6 +81,8 @@ export function libbpf(): Libbpf {
     programFd: f('int bpf_program__fd(void *prog)'),
     findMap: f('void *bpf_object__find_map_by_name(void *obj, const char *name)'),
     mapFd: f('int bpf_map__fd(void *map)'),
+    mapKeySize: f('uint32_t bpf_map__key_size(void *map)'),
+    mapValueSize: f('uint32_t bpf_map__value_size(void *map)'),
     attachCgroup: f('void *bpf_program__attach_cgroup(void *prog, int cgroup_fd)'),
     destroyLink: f('int bpf_link__destroy(void *link)'),
     linkCreate: f('int bpf_link_create(int prog_fd, int target_fd, int attach_type, void *opts)'),
@@ -123,6 +127,8 @@ export function libbpf(): Libbpf {
     programFd: (p) => fns.programFd(p) as number,
     findMap: (o, n) => fns.findMap(o, n) ?? null,
     mapFd: (m) => fns.mapFd(m) as number,
+    mapKeySize: (m) => fns.mapKeySize(m) as number,
+    mapValueSize: (m) => fns.mapValueSize(m) as number,
     attachCgroup: (p, fd) => fns.attachCgroup(p, fd) ?? null,
     destroyLink: (l) => fns.destroyLink(l) as number,
     linkCreate: (p, t, a) => fns.linkCreate(p, t, a, null) as number,

@@ -134,6 +134,11 @@ export class BpfObject {
     const lib = libbpf();
     const m = lib.findMap(this.live(), name);
     if (!m) throw new Error(`BPF map ${name} is not in ${this.path}`);
+    // The kernel writes whole keys and values into our buffers: a size mismatch would overrun them.
+    const [k, v] = [lib.mapKeySize(m), lib.mapValueSize(m)];
+    if (k !== codec.keySize || v !== codec.valueSize) {
+      throw new Error(`BPF map ${name} has ${k}-byte keys and ${v}-byte values, not ${codec.keySize} and ${codec.valueSize}`);
+    }
     return new BpfMap(name, lib.mapFd(m), codec);
   }
 

@@ -24,8 +24,9 @@
 #include <bpf/bpf_endian.h>
 
 struct flow_key {
-	__u32 addr[4]; /* the client's address (IPv4 in addr[0]) */
-	__u16 port;    /* the client's port, network order */
+	__u32 addr[4];  /* the client's address (IPv4 in addr[0]) */
+	__u32 local[4]; /* the address it connected to: one client port may be used towards several */
+	__u16 port;     /* the client's port, network order */
 	__u16 family;
 };
 
@@ -64,7 +65,7 @@ static __always_inline void count(__u32 i)
 		__sync_fetch_and_add(c, 1);
 }
 
-/* Find the TCP header; fill the peer key (source when ingress, destination when egress). Returns its offset or -1. */
+/* Find the TCP header; fill the flow key (the peer is the source at ingress, the destination at egress). Returns its offset or -1. */
 static __always_inline int parse(struct __sk_buff *skb, struct flow_key *k, int ingress)
 {
 	void *data = (void *)(long)skb->data;
@@ -83,6 +84,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct flow_key *k, int 
 			return -1;
 		k->family = 4;
 		k->addr[0] = ingress ? ip->saddr : ip->daddr;
+		k->local[0] = ingress ? ip->daddr : ip->saddr;
 		return sizeof(*eth) + ihl;
 	}
 	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
@@ -91,6 +93,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct flow_key *k, int 
 			return -1;
 		k->family = 6;
 		__builtin_memcpy(k->addr, ingress ? ip6->saddr.in6_u.u6_addr32 : ip6->daddr.in6_u.u6_addr32, 16);
+		__builtin_memcpy(k->local, ingress ? ip6->daddr.in6_u.u6_addr32 : ip6->saddr.in6_u.u6_addr32, 16);
 		return sizeof(*eth) + sizeof(*ip6);
 	}
 	return -1;
