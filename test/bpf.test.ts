@@ -99,6 +99,29 @@ describe.skipIf(skip !== null)('cgroup mode: local clients in a cgroup', () => {
   });
 });
 
+describe.skipIf(skip !== null)('cgroup mode with the proxy in another cgroup than its clients', () => {
+  it('SO_ORIGINAL_DST is answered where the proxy runs, interception happens where the clients run', async () => {
+    const clients = makeCgroup();
+    const proxies = makeCgroup();
+    const ctl = new Controller({ mode: 'cgroup', cgroupPath: clients.path, proxyCgroup: proxies.path, services: [[18780, 18781, 'http']] });
+    try {
+      const ready = await ctl.ready();
+      expect((ready.ready as { attachments: string[] }).attachments).toEqual([
+        `flowtap_connect4 on cgroup ${clients.path}`, `flowtap_connect6 on cgroup ${clients.path}`,
+        `flowtap_sockops on cgroup ${clients.path}`, `flowtap_getsockopt on cgroup ${proxies.path}`,
+      ]);
+      const out = await clients.run('curl', curlArgs('http://127.0.0.1:18780/split'));
+      expect(out.stdout).toBe('hello from 18780 /split\n200');
+      const rec = await ctl.wait((l) => 'record' in l);
+      expect(rec.record).toMatchObject({ endpoint: '/split', server: { ip: '127.0.0.1', port: 18780 } });
+    } finally {
+      await ctl.kill();
+      clients.remove();
+      proxies.remove();
+    }
+  }, 30_000);
+});
+
 describe.skipIf(skip !== null)('tc mode: remote clients through tcx on a veth, in network namespaces', () => {
   let ns: NetnsPair;
   let ctl: Controller;
@@ -262,7 +285,7 @@ describe.skipIf(skip !== null)('lifecycle and errors', () => {
     expect(() => PortInterceptor.open({ mode: 'tc', interfaces: ['nope0'] })).toThrow(/^there is no interface nope0 here \(known: .*lo.*\): pass one of those in interfaces\.$/);
     const cg = makeCgroup();
     try {
-      const i = PortInterceptor.open({ cgroupPath: cg.path, handleSignals: false });
+      const i = PortInterceptor.open({ cgroupPath: cg.path, proxyCgroupPath: cg.path, handleSignals: false });
       const warnings: string[] = [];
       i.on('warning', (w) => warnings.push(w));
       i.add({ originalPort: 18580, port: 18581 });
@@ -287,7 +310,7 @@ describe.skipIf(skip !== null)('lifecycle and errors', () => {
     const log: string[] = [];
     const events: string[] = [];
     try {
-      const i = PortInterceptor.open({ cgroupPath: cg.path, handleSignals: false, log: (level, m) => log.push(`${level} ${m}`) });
+      const i = PortInterceptor.open({ cgroupPath: cg.path, proxyCgroupPath: cg.path, handleSignals: false, log: (level, m) => log.push(`${level} ${m}`) });
       i.on('add', (m) => events.push(`add ${m.originalPort}->${m.port}`));
       i.on('remove', (m) => events.push(`remove ${m.originalPort}->${m.port}`));
       i.on('close', () => events.push('close'));

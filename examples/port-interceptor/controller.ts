@@ -17,6 +17,8 @@ export interface Interceptor { name: string; port: number; proxyPort: number; ty
 export interface InterceptorConfig {
   mode?: 'cgroup' | 'tc' | 'both';
   cgroup?: string;
+  /** The proxy's cgroup, where SO_ORIGINAL_DST is answered (default: the controller's own). */
+  proxyCgroup?: string;
   interfaces?: string[];
   interceptors: Interceptor[];
   outputs: OutputConfig[];
@@ -72,7 +74,7 @@ export async function startController(file: string, opts: { onRecord?: (r: Excha
   // A cgroup the controller makes is removed again when it stops (if nothing is left in it).
   const madeCgroup = config.mode !== 'tc' && config.cgroup && !existsSync(config.cgroup) ? config.cgroup : null;
   if (madeCgroup) mkdirSync(madeCgroup, { recursive: true });
-  const interceptor = PortInterceptor.open({ mode: config.mode ?? 'cgroup', cgroupPath: config.cgroup, interfaces: config.interfaces });
+  const interceptor = PortInterceptor.open({ mode: config.mode ?? 'cgroup', cgroupPath: config.cgroup, proxyCgroupPath: config.proxyCgroup, interfaces: config.interfaces });
   interceptor.on('warning', (w) => log(`warning: ${w}`));
   const sinks = makeSinks(config.outputs);
   const handle = pipeline(mask(), tee(...sinks, ...(opts.onRecord ? [opts.onRecord] : [])));

@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -72,6 +72,11 @@ const inCgroup = (cmd: string, args: string[]) => new Promise<string>((done) => 
 });
 const curl = (path: string) => inCgroup('curl', ['-s', '-w', ' (HTTP %{http_code})', `http://127.0.0.1:${httpPort}${path}`]);
 
+// The demo (its services and the proxies) joins the cgroup too, so the hooks it loads stay inside that cgroup
+// rather than on the machine's root one; its own connections are excluded from redirection by pid.
+const home = /^0::(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))![1];
+mkdirSync(cgroup);
+writeFileSync(`${cgroup}/cgroup.procs`, String(process.pid));
 const records: ExchangeRecord[] = [];
 rmSync(OUT, { force: true });
 const controller = await startController(file, { onRecord: (r) => records.push(r), log: (l) => console.log(`  controller: ${l}`) });
@@ -98,7 +103,8 @@ try {
   await controller.close();
   orders.close();
   users.close();
-  if (existsSync(cgroup)) rmdirSync(cgroup); // the controller removes the cgroup it made; this is belt and braces
+  writeFileSync(`${root}${home}/cgroup.procs`, String(process.pid));
+  rmdirSync(cgroup);
   rmSync(dir, { recursive: true, force: true });
 }
 console.log(`\n${records.length} exchanges recorded to ${OUT}; interceptor closed, programs detached, cgroup removed.`);

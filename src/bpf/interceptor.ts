@@ -13,7 +13,7 @@ import { EventEmitter } from 'eventemitter3';
 import { AttachType, BpfObject, counterCodec, pidCodec, portCodec, rawCodec, type BpfMap, type Link } from './object.js';
 import { BpfSetupError, libbpf, setLibbpfLog } from './libbpf.js';
 import { getOriginalDestination, type OriginalDestination } from './original-dst.js';
-import { cgroup2Mount, checkSystem, ephemeralPortRange, objectPath } from './system.js';
+import { cgroup2Mount, checkSystem, ephemeralPortRange, objectPath, ownCgroup } from './system.js';
 
 export interface PortMapping {
   /** The port clients connect to. */
@@ -27,6 +27,11 @@ export interface PortInterceptorOptions {
   mode?: 'cgroup' | 'tc' | 'both';
   /** cgroup v2 directory whose processes are intercepted. Default: the root of the cgroup v2 hierarchy. */
   cgroupPath?: string;
+  /**
+   * cgroup v2 directory of the proxy's process: SO_ORIGINAL_DST is answered for sockets accepted there.
+   * Default: this process's cgroup (the proxy usually runs here). The proxy need not be in `cgroupPath`.
+   */
+  proxyCgroupPath?: string;
   /** Interfaces for the tc mode (names). */
   interfaces?: string[];
   /** Process ids never redirected. Default: this process (the proxy). */
@@ -141,9 +146,9 @@ export class PortInterceptor extends EventEmitter<PortInterceptorEvents> {
         this.excluded = obj.map('excluded_pids', pidCodec);
         this.counters.cgroup = obj.map('counters', counterCodec);
         for (const pid of options.excludePids ?? [process.pid]) this.excluded.set(pid, true);
-        for (const p of ['flowtap_connect4', 'flowtap_connect6', 'flowtap_sockops', 'flowtap_getsockopt']) {
-          this.links.push(obj.attachCgroup(p, this.cgroupPath!));
-        }
+        for (const p of ['flowtap_connect4', 'flowtap_connect6', 'flowtap_sockops']) this.links.push(obj.attachCgroup(p, this.cgroupPath!));
+        // The getsockopt hook runs for the socket's cgroup: the proxy's, where its listener was made.
+        this.links.push(obj.attachCgroup('flowtap_getsockopt', options.proxyCgroupPath ?? ownCgroup() ?? this.cgroupPath!));
       }
       if (tc) {
         const obj = BpfObject.load(objectPath('tc.bpf.o'));

@@ -33,6 +33,13 @@ export function cgroup2Mount(): string | null {
   return null;
 }
 
+/** This process's cgroup v2 directory (from /proc/self/cgroup), or null. */
+export function ownCgroup(): string | null {
+  const mount = cgroup2Mount();
+  const m = /^0::(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'));
+  return mount && m ? join(mount, m[1]) : null;
+}
+
 /** Throws a BpfSetupError with one sentence saying what to do when the interceptor cannot run here. */
 export function checkSystem(modes: { cgroup: boolean; tc: boolean }): void {
   if (process.platform !== 'linux') throw new BpfSetupError(`the port interceptor needs Linux with BPF; this is ${process.platform}.`);

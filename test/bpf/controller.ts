@@ -14,6 +14,8 @@ import { PortInterceptor, type PortInterceptorOptions } from '../../src/bpf/inde
 interface Config {
   mode: 'cgroup' | 'tc' | 'both';
   cgroupPath?: string;
+  /** The cgroup this controller (the proxy) joins, when not `cgroupPath`. */
+  proxyCgroup?: string;
   interfaces?: string[];
   /** [originalPort, proxyPort, upstream kind] */
   services: [number, number, 'http' | 'dubbo'][];
@@ -22,7 +24,8 @@ interface Config {
 const config = JSON.parse(process.argv[2]) as Config;
 const say = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
 // Join the cgroup first: sockets created from here on (listeners included) belong to it.
-if (config.cgroupPath) writeFileSync(`${config.cgroupPath}/cgroup.procs`, String(process.pid));
+const home = config.proxyCgroup ?? config.cgroupPath;
+if (home) writeFileSync(`${home}/cgroup.procs`, String(process.pid));
 
 const listen = (s: net.Server, port: number) => new Promise<void>((r) => s.listen({ port, host: '::' }, () => r()));
 for (const [original, , kind] of config.services) {
