@@ -15,7 +15,14 @@ const only = process.argv.slice(2);
 const all: BenchResult[] = [];
 for (const [name, run] of Object.entries(benches)) {
   if (only.length > 0 && !only.includes(name)) continue;
-  const r = await run();
+  let r: BenchResult;
+  try {
+    r = await run();
+  } catch (e) {
+    // A bench this machine cannot run (no wrk, not root) is reported and skipped; the others still run.
+    console.log(`\n${name}: skipped — ${(e as Error).message}`);
+    continue;
+  }
   all.push(r);
   console.log(`\n${r.name} (${r.unit}; ratios are medians of per-round ratios)`);
   for (const m of r.results) {
