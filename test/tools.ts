@@ -56,17 +56,21 @@ export function run(cmd: string, args: string[], input?: string): { status: numb
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-export function runAsync(cmd: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+export function runAsync(cmd: string, args: string[], input?: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(cmd, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (input !== undefined) {
+      p.stdin!.on('error', () => {}); // a child that exits without reading its input
+      p.stdin!.end(input);
+    }
     // Decode across chunk boundaries: a multi-byte character split between two pipe reads must not
     // become two replacement characters (it did, now and then, for the Java peer's non-ASCII output).
-    p.stdout.setEncoding('utf8');
-    p.stderr.setEncoding('utf8');
+    p.stdout!.setEncoding('utf8');
+    p.stderr!.setEncoding('utf8');
     let stdout = '';
     let stderr = '';
-    p.stdout.on('data', (d) => { stdout += d; });
-    p.stderr.on('data', (d) => { stderr += d; });
+    p.stdout!.on('data', (d) => { stdout += d; });
+    p.stderr!.on('data', (d) => { stderr += d; });
     p.on('close', (status) => resolve({ status, stdout, stderr }));
   });
 }

@@ -6,7 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { cgroup2Mount, kernelVersion } from '../../src/bpf/system.js';
-import { have, isRoot } from '../tools.js';
+import { have, isRoot, runAsync } from '../tools.js';
 
 const sh = (cmd: string) => spawnSync('sh', ['-c', cmd], { encoding: 'utf8' });
 
@@ -96,19 +96,9 @@ export function makeNetnsPair(): NetnsPair {
   return pair;
 }
 
+/** A command given as one argv (a namespace prefix and the command). */
 export function runIn(argv: string[], input?: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-    p.stdout.setEncoding('utf8');
-    p.stderr.setEncoding('utf8');
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => { stdout += d; });
-    p.stderr.on('data', (d) => { stderr += d; });
-    p.on('close', (status) => resolve({ status, stdout, stderr }));
-    p.stdin.on('error', () => {}); // a child that exits without reading its input
-    p.stdin.end(input ?? '');
-  });
+  return runAsync(argv[0], argv.slice(1), input);
 }
 
 /** flowtap programs and links the kernel still has (bpftool's JSON). */
