@@ -11,7 +11,7 @@ import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Http1Record, Http2Record } from '../src/index.js';
-import { captureSkipReason, have, run, runAsync, startCapture, tempDir } from './tools.js';
+import { captureSkipReason, freePort, have, run, runAsync, startCapture, tempDir } from './tools.js';
 
 const skip = captureSkipReason(['curl', 'nghttp', 'h2load']);
 if (skip) console.warn(`HTTP/2 real-peer tests skipped: ${skip}`);
@@ -118,15 +118,6 @@ describe.skipIf(skip !== null)('HTTP/2 real peers vs tshark', () => {
     expect(records.filter((r) => r.hpackIncomplete)).toEqual([]);
   });
 });
-
-/** A free loopback port (for a peer that cannot be asked to pick one and tell us). */
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function listening(port: number): Promise<void> {
   for (let i = 0; i < 100; i++) {

@@ -8,12 +8,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TapProxy, type ExchangeRecord } from '../src/index.js';
 import { ClickHouseSink, ElasticsearchSink, SplunkSink } from '../src/sinks/index.js';
-import { have, tempDir } from './tools.js';
+import { freePort, have, tempDir } from './tools.js';
 
 function rec(i: number, protocol: ExchangeRecord['protocol'] = 'http1'): ExchangeRecord {
   return {
@@ -165,14 +165,6 @@ describe.skipIf(chSkip !== null)('ClickHouse sink against a real server (Debian 
   const dir = tempDir();
   let server: ChildProcess | null = null;
   let port = 0;
-
-  async function freePort(): Promise<number> {
-    const s = net.createServer().listen(0, '127.0.0.1');
-    await once(s, 'listening');
-    const p = (s.address() as AddressInfo).port;
-    await new Promise((r) => s.close(r));
-    return p;
-  }
 
   async function start(): Promise<void> {
     for (const d of ['data', 'tmp', 'uf', 'fs']) mkdirSync(join(dir, d), { recursive: true });

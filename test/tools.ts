@@ -1,6 +1,8 @@
 /** Starting and stopping real tools (tcpdump, tshark, curl) for tests; skip reasons when they are missing. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -73,4 +75,13 @@ export function runAsync(cmd: string, args: string[], input?: string): Promise<{
     p.stderr!.on('data', (d) => { stderr += d; });
     p.on('close', (status) => resolve({ status, stdout, stderr }));
   });
+}
+
+/** A free loopback port, for a peer that cannot be asked to pick one and tell us. */
+export async function freePort(): Promise<number> {
+  const s = net.createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const { port } = s.address() as AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
 }
