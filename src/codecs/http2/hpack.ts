@@ -5,8 +5,8 @@
  *
  * - Huffman: a byte-at-a-time state machine built once from the RFC's code table (a byte completes at most
  *   two symbols, since the shortest code is 5 bits), so decoding does one table read per input octet.
- * - Strings: ASCII (nearly every header) becomes a one-byte string without UTF-8 decoding; dynamic table
- *   hits return the stored [name, value] pair instead of a new one.
+ * - Strings: Huffman output that is all ASCII (tracked while decoding, at no extra pass) becomes a one-byte
+ *   string without UTF-8 decoding; dynamic table hits return the stored [name, value] pair.
  * - Dynamic table: a ring buffer per direction, FIFO eviction by octet size.
  * - Mid-connection: an index into entries inserted before we started watching yields `null` and marks the
  *   block `incomplete`; the rest of the block still decodes, and entries inserted since stay resolvable
@@ -109,11 +109,6 @@ function huffmanDecode(src: Uint8Array, at: number, len: number, out: Buffer): n
 /** Buffer's own decoders without toString's argument handling. */
 interface Utf8Buffer extends Buffer { utf8Slice(start: number, end: number): string; latin1Slice(start: number, end: number): string }
 
-/** True when no octet in the range is ≥ 0x80 (then latin1 and UTF-8 decode alike, and latin1 is cheaper). */
-function ascii(b: Uint8Array, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) if (b[i] & 0x80) return false;
-  return true;
-}
 
 // ---- the decoder ----
 
@@ -270,7 +265,7 @@ export class HpackDecoder {
       text = huffmanHigh ? out.utf8Slice(0, octets) : out.latin1Slice(0, octets);
     } else {
       octets = len;
-      text = ascii(b, at, at + len) ? (b as Utf8Buffer).latin1Slice(at, at + len) : (b as Utf8Buffer).utf8Slice(at, at + len);
+      text = (b as Utf8Buffer).utf8Slice(at, at + len); // V8's UTF-8 decoder has its own ASCII fast path
     }
     this.lastOctets = octets;
     return text;
