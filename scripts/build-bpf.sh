@@ -10,6 +10,7 @@ STRIP="${LLVM_STRIP:-llvm-strip}"
 command -v "$CLANG" >/dev/null || { echo "build:bpf needs clang (apt-get install -y clang llvm libbpf-dev)" >&2; exit 2; }
 command -v "$STRIP" >/dev/null || { echo "build:bpf needs llvm-strip (apt-get install -y llvm)" >&2; exit 2; }
 out="${1:-.}"
+# *.bpf.h are headers the programs include, not programs of their own.
 for src in *.bpf.c; do
   obj="$out/${src%.c}.o"
   "$CLANG" -O2 -g -target bpf -fdebug-compilation-dir=. -I"/usr/include/$(uname -m)-linux-gnu" -c "$src" -o "$obj"

@@ -154,7 +154,7 @@ export class PortInterceptor extends EventEmitter<PortInterceptorEvents> {
         const obj = BpfObject.load(objectPath('tc.bpf.o'));
         this.objects.push(obj);
         this.tcPorts = obj.map('tc_port_map', portCodec);
-        this.counters.tc = obj.map('tc_counters', counterCodec);
+        this.counters.tc = obj.map('counters', counterCodec);
         this.tcFlows = obj.map('flows', rawCodec(36, 4)); // struct flow_key, struct flow
         for (const name of this.interfaces) {
           const index = ifindex(name);

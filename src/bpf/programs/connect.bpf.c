@@ -68,20 +68,8 @@ struct {
 	__type(value, struct orig_dst);
 } by_conn SEC(".maps");
 
-/* Counters for tests and stats: [0] redirected, [1] excluded, [2] SO_ORIGINAL_DST answered. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 4);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
-
-static __always_inline void count(__u32 i)
-{
-	__u64 *c = bpf_map_lookup_elem(&counters, &i);
-	if (c)
-		__sync_fetch_and_add(c, 1);
-}
+/* counters: [0] redirected, [1] excluded, [2] SO_ORIGINAL_DST answered. */
+#include "counters.bpf.h"
 
 /* The proxy port for this connect, or 0 to leave it alone. */
 static __always_inline __u16 proxy_for(struct bpf_sock_addr *ctx)

@@ -50,20 +50,8 @@ struct {
 	__type(value, struct flow);
 } flows SEC(".maps");
 
-/* [0] flows started, [1] packets rewritten in, [2] packets rewritten out */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 4);
-	__type(key, __u32);
-	__type(value, __u64);
-} tc_counters SEC(".maps");
-
-static __always_inline void count(__u32 i)
-{
-	__u64 *c = bpf_map_lookup_elem(&tc_counters, &i);
-	if (c)
-		__sync_fetch_and_add(c, 1);
-}
+/* counters: [0] flows started, [1] packets rewritten in, [2] packets rewritten out */
+#include "counters.bpf.h"
 
 /* Find the TCP header; fill the flow key (the peer is the source at ingress, the destination at egress). Returns its offset or -1. */
 static __always_inline int parse(struct __sk_buff *skb, struct flow_key *k, int ingress)
