@@ -121,6 +121,7 @@ describe('tap proxy forwarding', () => {
     });
     expect([await get(), await get(), await get()]).toEqual(['from a', 'from b', 'error ECONNRESET']);
     expect(errors).toEqual(['no original destination']);
+    expect(proxy.stats).toMatchObject({ connections: 3, upstreamErrors: 1 }); // counted like any upstream failure
   });
 
   it('resets propagate both ways: upstream reset mid-response reaches the client, client reset reaches the upstream', async () => {

@@ -104,6 +104,8 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
       target = typeof this.opts.upstream === 'function' ? this.opts.upstream(client) : this.opts.upstream;
     } catch (e) {
       // No upstream for this client: nothing to forward to, and a proxy must not guess.
+      this.stats.connections++;
+      this.stats.upstreamErrors++;
       this.emit('upstreamError', e as Error, { connectionId, client: clientPeer, upstream: { ip: '', port: 0 } });
       client.resetAndDestroy();
       return;
