@@ -1,56 +1,50 @@
 /**
  * flowtap: see and steer the traffic between services.
- * The root entry holds decoders, pairing, capture input, the tap proxy and pipeline stages. It loads no sink
- * (flowtap/sinks) and no koffi or BPF (flowtap/bpf).
+ * The root entry holds what an application uses: the streaming decoders, records and their types,
+ * conversations and capture reading, the tap proxy, pipeline stages and plugins. Wire-level building blocks
+ * (HPACK, HTTP/2 frames, the Hessian reader, pcap parsing) are in `flowtap/codecs`. The root loads no sink
+ * (`flowtap/sinks`) and no koffi or BPF (`flowtap/bpf`).
  */
+
+// Decoders: bytes of one direction in, whole messages out (the contract in codecs/decoder.ts).
 export type { Decoder, DecodeError, DecoderCallbacks } from './codecs/decoder.js';
 export { Http1Decoder, http1Decoder } from './codecs/http1/decoder.js';
-export type { HeaderMap, Http1DecoderOptions, Http1Message } from './codecs/http1/decoder.js';
-
+export type { Http1DecoderOptions, Http1Message } from './codecs/http1/decoder.js';
+export { Http2Decoder } from './codecs/http2/decoder.js';
+export type { Http2DecoderOptions, Http2Message } from './codecs/http2/decoder.js';
 export { DubboDecoder, dubboDecoder } from './codecs/dubbo/decoder.js';
 export type { DubboDecoderOptions, DubboMessage } from './codecs/dubbo/decoder.js';
-export { countParameters, readRequestBody, readResponseBody, ResponseFlag } from './codecs/dubbo/body.js';
-export type { DubboRequestBody, DubboResponseBody } from './codecs/dubbo/body.js';
 export { encodeHeartbeat, encodeRequest, encodeResponse, javaException } from './codecs/dubbo/encoder.js';
 export type { DubboRequestSpec, DubboResponseSpec, RequestId } from './codecs/dubbo/encoder.js';
-export { Hessian2Reader } from './codecs/dubbo/hessian2.js';
-export type { HessianObject } from './codecs/dubbo/hessian2.js';
-export { decodeValues as decodeDubboValues } from './codecs/dubbo/values.js';
-export type { DubboValues } from './codecs/dubbo/values.js';
-export { HpackDecoder } from './codecs/http2/hpack.js';
-export type { HeaderField, HpackBlock, HpackDecoderOptions, HpackFailure } from './codecs/http2/hpack.js';
-export { FrameType, Http2FrameDecoder, PREFACE } from './codecs/http2/frames.js';
-export type { Http2FrameCallbacks, Http2FrameDecoderOptions } from './codecs/http2/frames.js';
-export { Http2Session } from './pipeline/http2-session.js';
 export { ProtoRegistry } from './codecs/grpc/schemas.js';
-export { protobufDump } from './codecs/grpc/protobuf-dump.js';
-export type { GrpcRecord, GrpcRequestPart, GrpcResponsePart, Http2Record, Http2RequestPart, Http2ResponsePart } from './pipeline/http2-session.js';
-export { DUBBO_STATUS_NAMES, DubboSession } from './pipeline/dubbo-session.js';
-export type { DubboRecord, DubboRequestPart, DubboResponsePart } from './pipeline/dubbo-session.js';
 
-export {
-  bodyFields, dubboStatusClass, grpcStatusClass, httpStatusClass,
-} from './record.js';
+// Records (docs/record.md).
 export type {
-  BodyFields, ExchangeRecord, ExchangeStatus, Http1Record, Http1RequestPart, Http1ResponsePart, Peer, Protocol,
-} from './record.js';
-export { anyCaseLookup, lowerCaseLookup, traceContext } from './trace.js';
-export type { FieldLookup, TraceContext, TraceOptions } from './trace.js';
+  AnyRecord, BodyFields, DubboRecord, DubboRequestPart, DubboResponsePart, ExchangeRecord, ExchangeStatus, GrpcRecord,
+  GrpcRequestPart, GrpcResponsePart, HeaderMap, Http1Record, Http1RequestPart, Http1ResponsePart, Http2Record,
+  Http2RequestPart, Http2ResponsePart, Peer, PluginProtocol, PluginRecord, Protocol,
+} from './records/types.js';
+export { bodyBytes, bodyFields } from './records/body.js';
+export {
+  DUBBO_STATUS_NAMES, dubboStatusClass, grpcStatusClass, grpcStatusFromHttp, httpStatusClass,
+} from './records/status.js';
+export type { TraceOptions } from './trace.js';
 
+// Connections: detection, sessions, pairing, the error boundary.
 export { Conversation } from './pipeline/conversation.js';
 export type { ConversationOptions } from './pipeline/conversation.js';
 export { protocols } from './pipeline/protocols.js';
-export type { ProtocolModule, ProtocolSession, SessionContext, SessionOptions, Side } from './pipeline/session.js';
+export type { ProtocolModule, ProtocolSession, SessionContext, SessionOptions, Side, UpgradeRequest } from './pipeline/session.js';
+export { RecordCallbackError } from './pipeline/deliver.js';
+export type { UserErrorHandler } from './pipeline/deliver.js';
 
+// Capture files.
+export { CaptureDecoder, readCaptureFile } from './capture/read.js';
+export type { CaptureOptions, CaptureSummary } from './capture/read.js';
+
+// The tap proxy and pipeline stages.
 export { TapProxy } from './pipeline/tap-proxy.js';
 export type { ConnectionInfo, TapProxyEvents, TapProxyOptions, TapProxyStats, Upstream } from './pipeline/tap-proxy.js';
 export { filter, map, mask, pipeline, rateLimit, sample, tee } from './pipeline/stages.js';
 export type { MaskOptions, Next, Stage } from './pipeline/stages.js';
 export type { RecordSink } from './sinks/batching.js'; // the interface tee() takes; sinks live in flowtap/sinks
-
-export { CaptureDecoder, readCaptureFile } from './capture/read.js';
-export type { CaptureOptions, CaptureSummary } from './capture/read.js';
-export { CaptureFileReader } from './capture/pcap.js';
-export type { CapturedPacket } from './capture/pcap.js';
-export { LinkType, tcpSegment } from './capture/packet.js';
-export type { TcpSegment } from './capture/packet.js';

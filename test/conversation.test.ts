@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Conversation, traceContext, lowerCaseLookup, anyCaseLookup, type ExchangeRecord, type Http1Record } from '../src/index.js';
+import { Conversation, type ExchangeRecord, type Http1Record } from '../src/index.js';
+import { traceContext, lowerCaseLookup, anyCaseLookup } from '../src/codecs/index.js';
 
 const crlf = (s: string) => s.replace(/\n/g, '\r\n');
 

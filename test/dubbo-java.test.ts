@@ -9,8 +9,9 @@ import { existsSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeDubboValues } from '../src/codecs/index.js';
 import {
-  decodeDubboValues, DubboDecoder, encodeHeartbeat, encodeRequest, encodeResponse, javaException, type DubboMessage, type DubboRecord,
+  DubboDecoder, encodeHeartbeat, encodeRequest, encodeResponse, javaException, type DubboMessage, type DubboRecord,
 } from '../src/index.js';
 import { captureSkipReason, have, run, runAsync, startCapture, tempDir } from './tools.js';
 

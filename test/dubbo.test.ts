@@ -1,9 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
-  Conversation, countParameters, decodeDubboValues, dubboDecoder, encodeHeartbeat, encodeRequest, encodeResponse,
-  Hessian2Reader, javaException, type DubboMessage, type DubboRecord, type ExchangeRecord,
+  Conversation, dubboDecoder, encodeHeartbeat, encodeRequest, encodeResponse,
+  javaException, type DubboMessage, type DubboRecord, type ExchangeRecord,
 } from '../src/index.js';
+import { countParameters, decodeDubboValues, Hessian2Reader } from '../src/codecs/index.js';
 import { cutAt, everySplit, randomSplits } from './helpers.js';
 
 const PIPY = new URL('../../shared/conformance/pipy/dubbo-stream.bin', import.meta.url).pathname;

@@ -5,7 +5,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { protobufDump, ProtoRegistry, type GrpcRecord } from '../src/index.js';
+import { ProtoRegistry, type GrpcRecord } from '../src/index.js';
+import { protobufDump } from '../src/codecs/index.js';
 import { runCalls, startServer, type Outcome } from './grpc/peer.js';
 import { captureSkipReason, run, startCapture, tempDir } from './tools.js';
 

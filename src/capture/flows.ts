@@ -1,7 +1,9 @@
-import type { ExchangeRecord, Peer } from '../record.js';
+import type { AnyRecord, Peer } from '../records/types.js';
 import { Conversation } from '../pipeline/conversation.js';
-import { protocolByName, protocols } from '../pipeline/protocols.js';
-import type { SessionOptions, Side } from '../pipeline/session.js';
+import { deliver, type UserErrorHandler } from '../pipeline/deliver.js';
+import { detect, DETECT_BYTES } from '../pipeline/detect.js';
+import { protocols as builtin } from '../pipeline/protocols.js';
+import type { ProtocolModule, SessionOptions, Side } from '../pipeline/session.js';
 import type { TcpSegment } from './packet.js';
 import { TcpStream } from './reassembly.js';
 
@@ -10,6 +12,8 @@ export interface FlowOptions extends SessionOptions {
   decode?: Record<number, string>;
   /** A request unanswered this long (ms, capture time) becomes a `timeout` record. Default 60 000. */
   timeout?: number;
+  /** The record callback threw (the error says which record). Default: counted in `stats.userErrors` only. */
+  onUserError?: UserErrorHandler;
 }
 
 interface Direction { stream: TcpStream }
@@ -43,9 +47,15 @@ export class FlowTable {
   private now = 0;
   private lastSweep = 0;
   private packetsSinceRelease = 0;
-  readonly stats = { connections: 0, undecoded: 0, segments: 0 };
+  readonly stats = { connections: 0, undecoded: 0, segments: 0, userErrors: 0 };
+  private readonly modules: readonly ProtocolModule[];
+  private readonly emit: (r: AnyRecord) => void;
 
-  constructor(private readonly opts: FlowOptions, private readonly onRecord: (r: ExchangeRecord) => void) {}
+  constructor(private readonly opts: FlowOptions, onRecord: (r: AnyRecord) => void) {
+    this.modules = opts.protocols ?? builtin;
+    const report: UserErrorHandler = (e) => { this.stats.userErrors++; opts.onUserError?.(e); };
+    this.emit = (r) => deliver(onRecord, r, report);
+  }
 
   segment(s: TcpSegment, time: number): void {
     this.stats.segments++;
@@ -84,7 +94,7 @@ export class FlowTable {
   /** End of capture: every connection's pending exchanges become records; all records are released. */
   end(): void {
     for (const [id, flow] of this.flows) this.finishFlow(id, flow, this.now);
-    this.out.drainAll(this.onRecord);
+    this.out.drainAll(this.emit);
   }
 
   private direction(flow: Flow, key: string): Direction {
@@ -132,21 +142,16 @@ export class FlowTable {
     if (forcedB && !forcedA) return this.setClient(flow, ka);
     const firstOf = (k: string) => {
       const parts = flow.early.filter((e) => e.key === k && e.chunk).map((e) => e.chunk!);
-      return parts.length ? Buffer.concat(parts).subarray(0, 64) : null;
+      return parts.length ? Buffer.concat(parts).subarray(0, DETECT_BYTES) : null;
     };
-    let undecided = false;
-    for (const k of [ka, kb]) {
-      const first = firstOf(k);
-      if (!first) continue;
-      for (const m of protocols) {
-        const v = m.classify(first);
-        if (v === 'request') return this.setClient(flow, k);
-        if (v === 'response') return this.setClient(flow, k === ka ? kb : ka);
-        if (v === undefined) undecided = true;
-      }
+    const firsts = [firstOf(ka), firstOf(kb)];
+    const found = detect(this.modules, firsts);
+    if (found !== null && found !== 'wait') {
+      const opener = found.index === 0 ? ka : kb;
+      return this.setClient(flow, found.role === 'request' ? opener : opener === ka ? kb : ka);
     }
-    const bothSpoke = firstOf(ka) !== null && firstOf(kb) !== null;
-    if (final || flow.earlyBytes > 64 * 1024 || (bothSpoke && !undecided)) {
+    const bothSpoke = firsts[0] !== null && firsts[1] !== null;
+    if (final || flow.earlyBytes > 64 * 1024 || (bothSpoke && found === null)) {
       this.setClient(flow, flow.a.port > flow.b.port ? ka : flow.a.port < flow.b.port ? kb : ka);
     }
   }
@@ -155,7 +160,6 @@ export class FlowTable {
     flow.clientKey = clientKey;
     const [client, server] = keyOf(flow.a.ip, flow.a.port) === clientKey ? [flow.a, flow.b] : [flow.b, flow.a];
     const forced = this.opts.decode?.[server.port];
-    if (forced && !protocolByName(forced)) throw new Error(`unknown protocol "${forced}"`);
     flow.conversation = new Conversation({
       ...this.opts,
       client, server,
@@ -163,6 +167,7 @@ export class FlowTable {
       protocol: forced ?? 'auto',
       midStream: !flow.sawSyn,
       onRecord: (r) => this.out.push(r),
+      onUserError: undefined,
     });
     const early = flow.early;
     flow.early = [];
@@ -206,16 +211,16 @@ export class FlowTable {
         : flow.early.length > 0 ? flow.early[0].time : Infinity;
       if (p < watermark) watermark = p;
     }
-    this.out.drainBefore(watermark, this.onRecord);
+    this.out.drainBefore(watermark, this.emit);
   }
 }
 
 /** Min-heap of records by startTime (stable for equal times). */
 class RecordHeap {
-  private items: { r: ExchangeRecord; n: number }[] = [];
+  private items: { r: AnyRecord; n: number }[] = [];
   private seq = 0;
 
-  push(r: ExchangeRecord): void {
+  push(r: AnyRecord): void {
     const a = this.items;
     a.push({ r, n: this.seq++ });
     let i = a.length - 1;
@@ -227,15 +232,15 @@ class RecordHeap {
     }
   }
 
-  drainBefore(t: number, out: (r: ExchangeRecord) => void): void {
+  drainBefore(t: number, out: (r: AnyRecord) => void): void {
     while (this.items.length > 0 && this.items[0].r.startTime <= t) out(this.pop());
   }
 
-  drainAll(out: (r: ExchangeRecord) => void): void {
+  drainAll(out: (r: AnyRecord) => void): void {
     while (this.items.length > 0) out(this.pop());
   }
 
-  private pop(): ExchangeRecord {
+  private pop(): AnyRecord {
     const a = this.items;
     const top = a[0].r;
     const last = a.pop()!;
@@ -257,6 +262,6 @@ class RecordHeap {
   }
 }
 
-function less(x: { r: ExchangeRecord; n: number }, y: { r: ExchangeRecord; n: number }): boolean {
+function less(x: { r: AnyRecord; n: number }, y: { r: AnyRecord; n: number }): boolean {
   return x.r.startTime < y.r.startTime || (x.r.startTime === y.r.startTime && x.n < y.n);
 }

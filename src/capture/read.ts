@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import type { ExchangeRecord } from '../record.js';
+import type { ExchangeRecord } from '../records/types.js';
 import { FlowTable, type FlowOptions } from './flows.js';
 import { tcpSegment } from './packet.js';
 import { CaptureFileReader } from './pcap.js';

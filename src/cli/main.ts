@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CaptureDecoder } from '../capture/read.js';
 import { ProtoRegistry } from '../codecs/grpc/schemas.js';
-import type { ExchangeRecord } from '../record.js';
+import type { ExchangeRecord } from '../records/types.js';
 import { protocols } from '../pipeline/protocols.js';
 import { formatTableRow, TABLE_HEADER } from './table.js';
 

@@ -1,4 +1,4 @@
-import type { ExchangeRecord } from '../record.js';
+import type { ExchangeRecord } from '../records/types.js';
 
 /** The readable table of `flowtap read --format table`: one line per exchange, fixed columns. */
 export const TABLE_HEADER = [

@@ -1,5 +1,7 @@
-import type { ExchangeRecord, Peer } from '../record.js';
-import { protocolByName, protocols } from './protocols.js';
+import type { AnyRecord, Peer } from '../records/types.js';
+import { deliver, type UserErrorHandler } from './deliver.js';
+import { detect, firstBytes } from './detect.js';
+import { protocols as builtin } from './protocols.js';
 import type { ProtocolModule, ProtocolSession, SessionContext, SessionOptions, Side } from './session.js';
 
 export interface ConversationOptions extends SessionOptions {
@@ -8,7 +10,12 @@ export interface ConversationOptions extends SessionOptions {
   connectionId: string;
   /** A protocol name (`'http1'`, ...) to force, or `'auto'` (default) to detect from the first bytes. */
   protocol?: string;
-  onRecord: (record: ExchangeRecord) => void;
+  onRecord: (record: AnyRecord) => void;
+  /**
+   * `onRecord` threw. Default: the error is thrown again from the call that delivered the record, after
+   * every record of that call was delivered (decoding state is intact either way).
+   */
+  onUserError?: UserErrorHandler;
 }
 
 /** Bytes buffered while no protocol is recognised yet; past this the connection is left undecoded. */
@@ -16,7 +23,8 @@ const DETECT_LIMIT = 64 * 1024;
 
 /**
  * Both directions of one TCP connection. Recognises the protocol from the first bytes (or takes the one it
- * is given), then hands the bytes to that protocol's session, which pairs messages into records.
+ * is given), then hands the bytes to that protocol's session, which pairs messages into records. Records
+ * are delivered after the session call that made them returns, behind an error boundary.
  */
 export class Conversation {
   private session: ProtocolSession | null = null;
@@ -25,12 +33,20 @@ export class Conversation {
   private pendingBytes = 0;
   private undecodable = false;
   private readonly first: Record<Side, Buffer | null> = { client: null, server: null };
+  private readonly modules: readonly ProtocolModule[];
+  /** Records made during the current call, delivered when it returns. */
+  private readonly out: AnyRecord[] = [];
+  private delivering = false;
+  /** Record callbacks that threw. */
+  userErrors = 0;
 
   constructor(private readonly opts: ConversationOptions) {
+    this.modules = opts.protocols ?? builtin;
     if (opts.protocol && opts.protocol !== 'auto') {
-      const m = protocolByName(opts.protocol);
-      if (!m) throw new Error(`unknown protocol "${opts.protocol}" (known: ${protocols.map((p) => p.name).join(', ')})`);
+      const m = this.modules.find((p) => p.name === opts.protocol);
+      if (!m) throw new Error(`unknown protocol "${opts.protocol}" (known: ${this.modules.map((p) => p.name).join(', ')})`);
       this.start(m);
+      this.flush();
     }
   }
 
@@ -45,33 +61,38 @@ export class Conversation {
   }
 
   write(side: Side, chunk: Uint8Array, time: number): void {
-    if (this.session) { this.session.write(side, chunk, time); return; }
-    if (this.undecodable || chunk.length === 0) return;
-    const copy = Buffer.from(chunk); // we keep it past the call
-    this.pending.push({ side, chunk: copy, time });
-    this.pendingBytes += copy.length;
-    const seen = this.first[side];
-    this.first[side] = seen ? Buffer.concat([seen, copy]).subarray(0, 64) : copy.subarray(0, 64);
-    this.detect();
+    if (this.session) this.session.write(side, chunk, time);
+    else if (!this.undecodable && chunk.length > 0) {
+      const copy = Buffer.from(chunk); // we keep it past the call
+      this.pending.push({ side, chunk: copy, time });
+      this.pendingBytes += copy.length;
+      this.first[side] = firstBytes(this.first[side], copy);
+      this.detect();
+    }
+    this.flush();
   }
 
   gap(side: Side, length: number, time: number): void {
     if (this.session) this.session.gap(side, length, time);
     else this.detect(true);
+    this.flush();
   }
 
   end(side: Side, time: number): void {
     if (!this.session) this.detect(true);
     this.session?.end(side, time);
+    this.flush();
   }
 
   close(time: number, reason?: string): void {
     if (!this.session) this.detect(true);
     this.session?.close(time, reason);
+    this.flush();
   }
 
   expire(before: number): void {
     this.session?.expire(before);
+    this.flush();
   }
 
   oldestPending(): number {
@@ -82,19 +103,11 @@ export class Conversation {
   /** Pick a protocol from the first bytes of either side; `final` = no more bytes will help. */
   private detect(final = false): void {
     if (this.session || this.undecodable) return;
-    let waiting = false;
-    for (const m of protocols) {
-      for (const side of ['client', 'server'] as const) {
-        const first = this.first[side];
-        if (!first) continue;
-        const verdict = m.classify(first);
-        if (verdict === undefined) waiting = true;
-        else if (verdict !== null) { this.start(m); return; }
-      }
-    }
+    const found = detect(this.modules, [this.first.client, this.first.server]);
+    if (found !== null && found !== 'wait') { this.start(found.module); return; }
     // Both sides opened with bytes no protocol claims: give up, unless the capture began mid-stream, where
     // the first bytes may be the tail of an earlier message and a later one can still be recognised.
-    const bothRefused = !waiting && this.first.client !== null && this.first.server !== null && !this.opts.midStream;
+    const bothRefused = found === null && this.first.client !== null && this.first.server !== null && !this.opts.midStream;
     if (final || bothRefused || this.pendingBytes > DETECT_LIMIT) {
       this.undecodable = true;
       this.pending = [];
@@ -102,13 +115,13 @@ export class Conversation {
   }
 
   private start(m: ProtocolModule): void {
-    const { onRecord, ...rest } = this.opts;
+    const { onRecord: _r, onUserError: _u, ...rest } = this.opts;
     this.module = m;
     const ctx: SessionContext = {
       client: rest.client, server: rest.server, connectionId: rest.connectionId,
-      options: rest, emit: onRecord,
+      options: rest, emit: (r) => { this.out.push(r); },
       upgrade: (token, request) => {
-        const target = protocols.find((p) => p.upgradeToken === token.toLowerCase());
+        const target = this.modules.find((p) => p.upgradeToken === token.toLowerCase());
         return target?.upgrade ? target.upgrade(ctx, request) : null;
       },
     };
@@ -117,5 +130,25 @@ export class Conversation {
     this.pending = [];
     this.pendingBytes = 0;
     for (const p of replay) this.session.write(p.side, p.chunk, p.time);
+  }
+
+  /** Deliver the records the last call made: each behind the boundary, all of them whatever one does. */
+  private flush(): void {
+    if (this.delivering || this.out.length === 0) return;
+    this.delivering = true;
+    let first: unknown = null;
+    try {
+      for (let i = 0; i < this.out.length; i++) {
+        deliver(this.opts.onRecord, this.out[i], (e) => {
+          this.userErrors++;
+          if (this.opts.onUserError) this.opts.onUserError(e);
+          else first ??= e;
+        });
+      }
+    } finally {
+      this.out.length = 0;
+      this.delivering = false;
+    }
+    if (first !== null) throw first;
   }
 }

@@ -1,29 +1,22 @@
-import { Http1Decoder, type HeaderMap, type Http1Message } from '../codecs/http1/decoder.js';
+/**
+ * An HTTP/1 connection: the request and response decoders give messages; the pairer pairs them in order
+ * (HTTP/1 answers in order) and records/http1.ts builds the records. What is left here is HTTP/1's own:
+ * a response's framing depends on its request's method, 1xx answers come before the final one, a decode
+ * error still holds its place in the order, and an accepted Upgrade hands the connection to another session.
+ */
+import { Http1Decoder, type Http1Message } from '../codecs/http1/decoder.js';
 import type { DecodeError } from '../codecs/decoder.js';
-import {
-  bodyFields, httpStatusClass, type Http1Record, type Http1RequestPart, type Http1ResponsePart,
-} from '../record.js';
-import { lowerCaseLookup, traceContext } from '../trace.js';
+import { joined } from '../records/body.js';
+import { http1Record } from '../records/http1.js';
+import type { Http1Record } from '../records/types.js';
+import { Pairer, type Exchange } from './pairer.js';
 import { PerSideSession, type ProtocolModule, type ProtocolSession, type SessionContext, type Side } from './session.js';
 
-/** One exchange in flight, in request order (HTTP/1 answers in order). */
-interface Exchange {
-  req: Http1Message | null;
-  reqDone: boolean;
-  res: Http1Message | null;
-  resDone: boolean;
-  interim: number[];
-  error: string | null;
-  /** A timeout record was already emitted; a late response is absorbed, not reported twice. */
-  expired: boolean;
-  /** Why no response can come (upstream unreachable, reset): a server_error, not a timeout. */
-  failure?: string;
-  start: number;
-}
+type Http1Exchange = Exchange<Http1Message, Http1Message, { interim: number[] }>;
 
 export class Http1Session extends PerSideSession implements ProtocolSession {
   readonly tunnelBytes = { client: 0, server: 0 };
-  private readonly queue: Exchange[] = [];
+  private readonly pairer: Pairer<Http1Message, Http1Message, { interim: number[] }, Http1Record>;
   private readonly requests: Http1Decoder;
   private readonly responses: Http1Decoder;
   protected readonly decoders: Record<Side, Http1Decoder>;
@@ -33,15 +26,22 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
   constructor(private readonly ctx: SessionContext) {
     super();
     const { bodyCapture, maxHeaderSize, midStream } = ctx.options;
+    this.pairer = new Pairer({
+      ordered: true,
+      data: (): { interim: number[] } => ({ interim: [] }),
+      build: (x) => http1Record(ctx, {
+        req: x.req, res: x.res, resDone: x.resDone, interim: x.data.interim, error: x.error, failure: x.failure,
+        expired: x.expired, closedAt: x.closedAt, start: x.start,
+      }),
+      emit: ctx.emit,
+    });
     this.requests = new Http1Decoder({
       type: 'request', bodyCapture, maxHeaderSize, midStream,
-      onHead: (m) => this.queue.push({
-        req: m, reqDone: false, res: null, resDone: false, interim: [], error: null, expired: false, start: m.startTime,
-      }),
+      onHead: (m) => { this.pairer.open(m.startTime, m); },
       onMessage: (m) => {
-        const x = this.queue.find((e) => e.req === m);
+        const x = this.pairer.first((e) => e.req === m);
         if (x) x.reqDone = true;
-        this.drain();
+        this.pairer.settle();
       },
       onError: (e) => this.requestError(e),
       onTunnel: (c, t) => { this.tunnelBytes.client += c.length; this.switched?.write('client', c, t); },
@@ -52,9 +52,9 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
       onHead: (m) => this.responseHead(m),
       onMessage: (m) => {
         if (m.interim) return;
-        const x = this.queue.find((e) => e.res === m);
+        const x = this.pairer.first((e) => e.res === m);
         if (x) x.resDone = true;
-        this.drain();
+        this.pairer.settle();
       },
       onError: (e) => this.responseError(e),
       onTunnel: (c, t) => { this.tunnelBytes.server += c.length; this.switched?.write('server', c, t); },
@@ -74,48 +74,35 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
 
   close(time: number, reason?: string): void {
     this.switched?.close(time, reason);
-    for (const x of this.queue.splice(0)) {
-      if (x.expired && !x.res) continue;
-      if (!x.res && reason) x.failure = reason;
-      else if (!x.resDone && x.res && !x.error) x.error = 'the connection ended before the response did';
-      this.emit(x, time);
-    }
-    // The connection is over: free the native parsers (Node keeps them, and all they reach, until closed).
+    this.pairer.close(time, reason);
+    // The connection is over: free the parsers.
     this.requests.close();
     this.responses.close();
   }
 
   expire(before: number): void {
-    for (const x of this.queue) {
-      if (x.start >= before) break;
-      if (!x.res && !x.expired && !x.error) {
-        this.emit(x, before);
-        x.expired = true;
-      }
-    }
-    this.drain();
+    this.pairer.expire(before);
     this.switched?.expire(before);
   }
 
   oldestPending(): number {
-    const t = Math.min(this.requests.messageStart, this.responses.messageStart, this.switched?.oldestPending() ?? Infinity);
-    for (const x of this.queue) if (!x.expired) return Math.min(t, x.start);
-    return t;
+    return Math.min(this.requests.messageStart, this.responses.messageStart, this.switched?.oldestPending() ?? Infinity,
+      this.pairer.oldestPending());
   }
 
   /** The exchange the next final response answers. */
-  private answering(): Exchange | undefined {
-    return this.queue.find((e) => !e.res && !(e.resDone && e.error));
+  private answering(): Http1Exchange | undefined {
+    return this.pairer.first((e) => !e.res && !(e.resDone && e.error));
   }
 
   private responseHead(m: Http1Message): void {
+    // A response whose request we never saw (capture started mid-exchange) is still worth a record.
     let x = this.answering();
     if (!x) {
-      // A response whose request we never saw (capture started mid-exchange): still worth a record.
-      x = { req: null, reqDone: true, res: null, resDone: false, interim: [], error: null, expired: false, start: m.startTime };
-      this.queue.push(x);
+      x = this.pairer.open(m.startTime, null);
+      x.reqDone = true;
     }
-    if (m.interim) { x.interim.push(m.statusCode!); return; }
+    if (m.interim) { x.data.interim.push(m.statusCode!); return; }
     x.res = m;
     if (x.req?.upgrade) {
       // Before the held request bytes are released: they belong to the new protocol's session.
@@ -135,131 +122,34 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
   }
 
   private requestError(e: DecodeError): void {
-    const last = this.queue[this.queue.length - 1];
-    const reason = `${e.code}: ${e.reason}`;
+    const last = this.pairer.last();
+    const reason = `request ${e.code}: ${e.reason}`;
     if (last && last.req && !last.reqDone) {
       last.reqDone = true;
-      last.error = `request ${reason}`;
+      last.error = reason;
     } else {
       // Keep a place in the queue: the server's answer to the bad request (often a 400) pairs with it.
-      this.queue.push({ req: null, reqDone: true, res: null, resDone: false, interim: [], error: `request ${reason}`,
-        expired: false, start: e.startTime });
+      const x = this.pairer.open(e.startTime, null);
+      x.reqDone = true;
+      x.error = reason;
     }
-    this.drain();
+    this.pairer.settle();
   }
 
   private responseError(e: DecodeError): void {
     const reason = `response ${e.code}: ${e.reason}`;
-    const x = this.queue.find((q) => !q.resDone) ?? null;
+    let x = this.pairer.first((q) => !q.resDone);
     if (x) {
-      x.resDone = true;
       x.error ??= reason;
       if (x.res && x.res.endTime === 0) x.res.endTime = e.endTime;
     } else {
-      this.queue.push({ req: null, reqDone: true, res: null, resDone: true, interim: [], error: reason, expired: false,
-        start: e.startTime });
+      x = this.pairer.open(e.startTime, null);
+      x.reqDone = true;
+      x.error = reason;
     }
-    this.drain();
+    x.resDone = true;
+    this.pairer.settle();
   }
-
-  /** Emit finished exchanges from the head of the queue, in order. */
-  private drain(): void {
-    while (this.queue.length > 0) {
-      const x = this.queue[0];
-      if (x.expired && x.resDone) { this.queue.shift(); continue; } // late answer to a timed-out request
-      if (!(x.reqDone && x.resDone) || x.expired) return;
-      this.queue.shift();
-      this.emit(x, 0);
-    }
-  }
-
-  private emit(x: Exchange, closedAt: number): void {
-    const req = x.req;
-    const res = x.res && !x.expired ? x.res : null;
-    const complete = res !== null && x.resDone && res.endTime > 0;
-    const endTime = complete ? res.endTime : null;
-    const start = req?.startTime ?? res?.startTime ?? x.start;
-    const status = x.error !== null ? 'parse_error'
-      : res ? httpStatusClass(res.statusCode!)
-      : x.failure ? 'server_error'
-      : 'timeout';
-    const headers: HeaderMap = req?.headers ?? {};
-    const trace = traceContext(lowerCaseLookup(headers), this.ctx.options);
-    const request = requestPart(req);
-    const record: Http1Record = {
-      protocol: 'http1',
-      client: this.ctx.client,
-      server: this.ctx.server,
-      connectionId: this.ctx.connectionId,
-      startTime: start,
-      endTime,
-      duration: endTime === null ? null : Math.round((endTime - start) * 1000) / 1000, // µs: float noise is not information
-      status,
-      code: res?.statusCode ?? null,
-      endpoint: request.path ?? '',
-      error: x.error ?? x.failure ?? (res && !complete && closedAt ? 'the connection ended before the response did' : null),
-      traceId: trace.traceId,
-      spanId: trace.spanId,
-      xRequestId: trace.xRequestId,
-      forwardedFor: joined(headers['x-forwarded-for'] ?? headers['x-real-ip']),
-      requestSize: req?.size ?? 0,
-      responseSize: res?.size ?? 0,
-      request,
-      response: res ? responsePart(res, x.interim) : null,
-    };
-    this.ctx.emit(record);
-  }
-}
-
-function requestPart(m: Http1Message | null): Http1RequestPart {
-  if (!m) return { method: null, target: null, path: null, host: null, version: null, headers: {}, bodySize: 0 };
-  const target = m.target ?? '';
-  const part: Http1RequestPart = {
-    method: m.method ?? null,
-    target,
-    path: pathOf(target, m.method),
-    host: joined(m.headers.host) ?? hostOf(target),
-    version: m.version,
-    headers: m.headers,
-    ...bodyFields(m.body, m.bodySize),
-  };
-  if (m.trailers) part.trailers = m.trailers;
-  return part;
-}
-
-function responsePart(m: Http1Message, interim: number[]): Http1ResponsePart {
-  const part: Http1ResponsePart = {
-    statusCode: m.statusCode!,
-    reason: m.reason ?? '',
-    version: m.version,
-    headers: m.headers,
-    ...bodyFields(m.body, m.bodySize),
-  };
-  if (m.trailers) part.trailers = m.trailers;
-  if (interim.length > 0) part.interim = interim;
-  return part;
-}
-
-/** The request path without the query; absolute-form targets (proxies) give their path. */
-function pathOf(target: string, method: string | undefined): string {
-  if (method === 'CONNECT') return target;
-  let t = target;
-  if (!t.startsWith('/') && /^[a-z][a-z0-9+.-]*:\/\//i.test(t)) {
-    const slash = t.indexOf('/', t.indexOf('//') + 2);
-    t = slash < 0 ? '/' : t.slice(slash);
-  }
-  const q = t.indexOf('?');
-  return q < 0 ? t : t.slice(0, q);
-}
-
-function hostOf(target: string): string | null {
-  const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]+)/i.exec(target);
-  return m ? m[1] : null;
-}
-
-function joined(v: string | string[] | undefined): string | null {
-  if (v === undefined) return null;
-  return Array.isArray(v) ? v.join(', ') : v;
 }
 
 const METHOD = /^[A-Z]{3,10} /;

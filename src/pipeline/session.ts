@@ -1,8 +1,7 @@
 import type { Decoder } from '../codecs/decoder.js';
-import type { ExchangeRecord, Peer } from '../record.js';
+import type { AnyRecord, HeaderMap, Peer } from '../records/types.js';
 import type { ProtoRegistry } from '../codecs/grpc/schemas.js';
 import type { TraceOptions } from '../trace.js';
-import type { HeaderMap } from '../codecs/http1/decoder.js';
 
 export type Side = 'client' | 'server';
 
@@ -18,6 +17,11 @@ export interface SessionOptions extends TraceOptions {
   decodeValues?: boolean;
   /** gRPC: protobuf schemas to decode messages with (else a schema-less dump). */
   protos?: ProtoRegistry;
+  /**
+   * The protocols detection chooses from, in order: the built-in ones by default; protocol plugins add
+   * theirs (`withPlugins`).
+   */
+  protocols?: readonly ProtocolModule[];
 }
 
 export interface SessionContext {
@@ -25,7 +29,8 @@ export interface SessionContext {
   server: Peer;
   connectionId: string;
   options: SessionOptions;
-  emit(record: ExchangeRecord): void;
+  /** Hands a record out; the conversation delivers it once the decoder call that made it has returned. */
+  emit(record: AnyRecord): void;
   /**
    * The connection switches protocol mid-way (HTTP/1.1 `Upgrade: h2c` answered by 101): a session for the
    * protocol named by the upgrade token, which takes the bytes from here on, or null when none decodes it.
@@ -70,8 +75,8 @@ export interface ProtocolSession {
 export interface ProtocolModule {
   name: string;
   /**
-   * 'request' or 'response' when these first bytes open such a message of this protocol, null when they
-   * cannot, undefined when more bytes are needed to tell.
+   * 'request' or 'response' when these first bytes (of either direction, up to 64) open such a message of
+   * this protocol, null when they cannot, undefined when more bytes are needed to tell.
    */
   classify(first: Uint8Array): 'request' | 'response' | null | undefined;
   create(ctx: SessionContext): ProtocolSession;

@@ -12,7 +12,7 @@
  *
  * The chain is built once; a record passes through plain function calls, no allocation per stage.
  */
-import type { ExchangeRecord } from '../record.js';
+import type { ExchangeRecord } from '../records/types.js';
 import type { RecordSink } from '../sinks/batching.js';
 
 export type Next = (record: ExchangeRecord) => void;

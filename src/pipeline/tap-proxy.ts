@@ -8,7 +8,8 @@
  */
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { EventEmitter } from 'eventemitter3';
-import type { ExchangeRecord, Peer } from '../record.js';
+import type { AnyRecord, Peer } from '../records/types.js';
+import type { RecordCallbackError } from './deliver.js';
 import { Conversation } from './conversation.js';
 import type { SessionOptions, Side } from './session.js';
 
@@ -39,23 +40,27 @@ export interface TapProxyStats {
   upstreamErrors: number;
   /** Connections whose decoding was switched off after an internal error (forwarding went on). */
   tapErrors: number;
+  /** Records whose `record` listener threw (the listener's bug: decoding and forwarding went on). */
+  userErrors: number;
 }
 
 export interface ConnectionInfo { connectionId: string; client: Peer; upstream: Peer }
 
 export interface TapProxyEvents {
-  record: (record: ExchangeRecord) => void;
+  record: (record: AnyRecord) => void;
   connection: (info: ConnectionInfo) => void;
   close: (info: ConnectionInfo & { bytesFromClient: number; bytesFromUpstream: number }) => void;
   upstreamError: (error: Error, info: ConnectionInfo) => void;
   tapError: (error: Error, info: ConnectionInfo) => void;
+  /** A `record` listener threw: its error (with `cause` and `record`); the record went on to the others. */
+  userError: (error: RecordCallbackError) => void;
 }
 
 const now = () => performance.timeOrigin + performance.now();
 
 export class TapProxy extends EventEmitter<TapProxyEvents> {
   readonly stats: TapProxyStats = {
-    connections: 0, open: 0, records: 0, bytesFromClients: 0, bytesFromUpstream: 0, upstreamErrors: 0, tapErrors: 0,
+    connections: 0, open: 0, records: 0, bytesFromClients: 0, bytesFromUpstream: 0, upstreamErrors: 0, tapErrors: 0, userErrors: 0,
   };
   private readonly server: net.Server;
   private readonly live = new Map<string, { conversation: Conversation | null; sockets: Socket[] }>();
@@ -121,6 +126,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
         client: clientPeer, server: upstreamPeer, connectionId,
         protocol: this.opts.protocol ?? 'auto',
         onRecord: (r) => this.record(r),
+        onUserError: (e) => { this.stats.userErrors++; this.emit('userError', e); },
       });
     } catch (e) {
       this.tapFailed(e as Error, info, null);
@@ -208,7 +214,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
     try { c.close(now(), reason); } catch { this.stats.tapErrors++; }
   }
 
-  private record(r: ExchangeRecord): void {
+  private record(r: AnyRecord): void {
     this.stats.records++;
     this.emit('record', r);
   }

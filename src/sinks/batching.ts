@@ -4,7 +4,7 @@
  * and counted — so a slow or dead store can never hold up the traffic being watched.
  */
 import { EventEmitter } from 'eventemitter3';
-import type { ExchangeRecord } from '../record.js';
+import type { ExchangeRecord } from '../records/types.js';
 
 export interface BatchingOptions {
   /** Records held at most; past this, new records are dropped (and counted). Default 10 000. */

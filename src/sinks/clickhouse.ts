@@ -3,7 +3,7 @@
  * common fields as columns and the protocol parts as JSON text. Checked against Debian's ClickHouse 18.16,
  * so the schema uses only types that old servers have (no DateTime64: times are ms as Float64).
  */
-import type { ExchangeRecord } from '../record.js';
+import type { ExchangeRecord } from '../records/types.js';
 import { BatchingSink, type BatchingOptions } from './batching.js';
 import { request, storeEndpoint } from './http.js';
 

@@ -3,7 +3,7 @@
  * (`flowtap-http1`, `flowtap-dubbo`, ...). Items the cluster could not take now (429, 5xx) are retried;
  * items it refused (a mapping error) are counted as rejected.
  */
-import type { ExchangeRecord } from '../record.js';
+import type { ExchangeRecord } from '../records/types.js';
 import { BatchingSink, type BatchingOptions, type PartialOutcome } from './batching.js';
 import { request, storeEndpoint } from './http.js';
 

@@ -1,7 +1,7 @@
 /** Records as JSON lines: to a file (rotated by size) or stdout. The embedded default sink. */
 import { once } from 'node:events';
 import { createWriteStream, renameSync, statSync, type WriteStream } from 'node:fs';
-import type { ExchangeRecord } from '../record.js';
+import type { ExchangeRecord } from '../records/types.js';
 import { BatchingSink, type BatchingOptions } from './batching.js';
 
 export interface JsonlSinkOptions extends BatchingOptions {

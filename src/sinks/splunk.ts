@@ -3,7 +3,7 @@
  * concatenated event envelopes. A refused token or bad data is an error the sink reports and retries with
  * backoff (the operator may fix the token); busy (503) and throttling (429) are retried too.
  */
-import type { ExchangeRecord } from '../record.js';
+import type { ExchangeRecord } from '../records/types.js';
 import { BatchingSink, type BatchingOptions } from './batching.js';
 import { request } from './http.js';
 

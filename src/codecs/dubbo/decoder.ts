@@ -41,7 +41,7 @@ export interface DubboDecoderOptions extends DecoderCallbacks<DubboMessage> {
   decodeValues?: boolean;
 }
 
-const enum State { Header, Body, Skip, Resync }
+const enum State { Header, Body, Skip, Resync, Closed }
 
 /**
  * One direction of a Dubbo 2 connection: frames split anywhere in, messages out. An explicit state machine
@@ -72,11 +72,12 @@ export class DubboDecoder implements Decoder {
   }
 
   write(chunk: Uint8Array, time: number = Date.now()): void {
+    if (this.state === State.Closed) return;
     this.time = time;
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let i = 0;
     const n = buf.length;
-    while (i < n) {
+    while (i < n && this.open()) {
       switch (this.state) {
         case State.Header: {
           if (this.headerFill === 0) this.frameStart = time;
@@ -140,27 +141,39 @@ export class DubboDecoder implements Decoder {
 
   gap(length: number, time: number = Date.now()): void {
     this.time = time;
-    if (length <= 0) return;
+    if (length <= 0 || this.state === State.Closed) return;
     if (this.state === State.Skip && length <= this.skipLeft) { this.skipLeft -= length; if (this.skipLeft === 0) this.state = State.Header; return; }
     if (this.state === State.Body && length <= this.bodyLength - this.bodyFill) {
       // The header survived: the frame's length says exactly where the next one starts.
-      this.error('gap', `${length} bytes missing from the capture inside a frame`);
+      this.error('gap', `${length} bytes missing from the capture inside a frame`, HEADER_SIZE + this.bodyFill);
       this.skipLeft = this.bodyLength - this.bodyFill - length;
       this.bodyParts = [];
       this.state = this.skipLeft > 0 ? State.Skip : State.Header;
       this.headerFill = 0;
       return;
     }
-    if (this.state !== State.Resync) this.error('gap', `${length} bytes missing from the capture`);
+    if (this.state !== State.Resync) this.error('gap', `${length} bytes missing from the capture`, this.seen());
     this.state = State.Resync;
     this.sawDa = false;
     this.bodyParts = [];
   }
 
+  /** Not closed (a method: TypeScript would narrow a field compare inside the loop). */
+  private open(): boolean {
+    return this.state !== State.Closed;
+  }
+
+  /** The decoder is done with: later bytes are ignored, buffers released. */
+  close(): void {
+    this.state = State.Closed;
+    this.bodyParts = [];
+  }
+
   end(time: number = Date.now()): void {
+    if (this.state === State.Closed) return;
     this.time = time;
     if ((this.state === State.Header && this.headerFill > 0) || this.state === State.Body) {
-      this.error('truncated', 'the stream ended inside a frame');
+      this.error('truncated', 'the stream ended inside a frame', this.seen());
     }
     this.state = State.Header;
     this.headerFill = 0;
@@ -170,7 +183,7 @@ export class DubboDecoder implements Decoder {
   private headerDone(): void {
     const len = this.header.readUInt32BE(12);
     if (len > this.maxBody) {
-      this.error('too_large', `frame body of ${len} bytes is over the ${this.maxBody}-byte limit; skipped`);
+      this.error('too_large', `frame body of ${len} bytes is over the ${this.maxBody}-byte limit; skipped`, HEADER_SIZE + len);
       this.state = State.Skip;
       this.skipLeft = len;
       if (len === 0) this.state = State.Header;
@@ -220,7 +233,7 @@ export class DubboDecoder implements Decoder {
   }
 
   private lostFraming(): void {
-    this.error('bad_magic', 'bytes where a Dubbo header must start are not 0xdabb; resynchronising on the next magic');
+    this.error('bad_magic', 'bytes where a Dubbo header must start are not 0xdabb; resynchronising on the next magic', this.headerFill + 1);
     this.state = State.Resync;
     this.headerFill = 0;
     this.sawDa = false;
@@ -239,8 +252,14 @@ export class DubboDecoder implements Decoder {
     }
   }
 
-  private error(code: string, reason: string): void {
-    const e: DecodeError = { code, reason, startTime: this.frameStart || this.time, endTime: this.time, size: 0 };
+  /** Bytes of the frame in progress seen so far. */
+  private seen(): number {
+    if (this.state === State.Body) return HEADER_SIZE + this.bodyFill;
+    return this.state === State.Header ? this.headerFill : 0;
+  }
+
+  private error(code: string, reason: string, size: number): void {
+    const e: DecodeError = { code, reason, startTime: this.frameStart || this.time, endTime: this.time, size };
     this.opts.onError?.(e);
   }
 }

@@ -2,8 +2,9 @@ import type { DecodeError, Decoder, DecoderCallbacks } from '../decoder.js';
 import { Llhttp, type ParserHandler } from './llhttp-adapter.js';
 import { Framing, WireMeter } from './wire-meter.js';
 
-/** Lower-case header name → value, or all values in order when the header was repeated. */
-export type HeaderMap = Record<string, string | string[]>;
+import type { HeaderMap } from '../../records/types.js';
+
+export type { HeaderMap };
 
 export interface Http1Message {
   type: 'request' | 'response';
@@ -228,7 +229,7 @@ export class Http1Decoder implements Decoder, ParserHandler {
   }
 
   private fail(code: string, reason: string, startTime: number): void {
-    const err: DecodeError = { code, reason, startTime, endTime: this.time, size: 0 };
+    const err: DecodeError = { code, reason, startTime, endTime: this.time, size: this.meter.partial };
     // Messages llhttp completed but the meter could not place are still good messages: deliver them.
     for (const m of this.done.splice(0)) this.opts.onMessage(m);
     this.sizes.length = 0;

@@ -56,6 +56,11 @@ export class WireMeter {
     this.stopAfter.push(stop);
   }
 
+  /** Bytes of the message being measured that were scanned so far (0 between messages). */
+  get partial(): number {
+    return this.state === S.Start ? 0 : this.size;
+  }
+
   reset(): void {
     this.state = S.Start;
     this.size = 0;

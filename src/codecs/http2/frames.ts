@@ -3,7 +3,7 @@
  * CONTINUATION and HPACK-decoded. Same contract as every decoder: callbacks, errors as values, never throws.
  * An explicit state machine: preface → frame header (9 bytes) → payload.
  */
-import type { DecodeError, Decoder } from '../decoder.js';
+import type { DecodeError } from '../decoder.js';
 import { HpackDecoder, type HeaderField } from './hpack.js';
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
@@ -42,7 +42,7 @@ export interface Http2FrameDecoderOptions extends Http2FrameCallbacks {
   maxHeaderBlock?: number;
 }
 
-const enum S { Preface, MaybePreface, Header, Payload, Resync, Failed }
+const enum S { Preface, MaybePreface, Header, Payload, Resync, Closed }
 
 /** Whether `b` starts with a frame header that makes sense (used to resynchronise after a gap). */
 function plausibleFrame(b: Buffer): boolean {
@@ -59,7 +59,7 @@ function plausibleFrame(b: Buffer): boolean {
   return true;
 }
 
-export class Http2FrameDecoder implements Decoder {
+export class Http2FrameDecoder {
   readonly hpack: HpackDecoder;
   private state: S;
   private readonly header = Buffer.alloc(9);
@@ -83,6 +83,7 @@ export class Http2FrameDecoder implements Decoder {
   }
 
   write(chunk: Uint8Array, time: number = Date.now()): void {
+    if (this.state === S.Closed) return;
     this.time = time;
     const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let i = 0;
@@ -92,7 +93,7 @@ export class Http2FrameDecoder implements Decoder {
       this.state = S.Header;
       this.fill = 0;
     }
-    while (i < b.length && this.state !== S.Failed) {
+    while (i < b.length && this.decoding()) {
       if (this.state === S.MaybePreface) {
         const take = Math.min(PREFACE.length - this.fill, b.length - i);
         if (b.subarray(i, i + take).equals(PREFACE.subarray(this.fill, this.fill + take))) {
@@ -111,7 +112,7 @@ export class Http2FrameDecoder implements Decoder {
       if (this.state === S.Preface) {
         const take = Math.min(PREFACE.length - this.fill, b.length - i);
         if (!b.subarray(i, i + take).equals(PREFACE.subarray(this.fill, this.fill + take))) {
-          return this.fail('preface', 'the client did not open with the HTTP/2 connection preface');
+          return this.fail('preface', 'the client did not open with the HTTP/2 connection preface', this.fill + take);
         }
         this.fill += take;
         i += take;
@@ -146,19 +147,40 @@ export class Http2FrameDecoder implements Decoder {
 
   gap(length: number, time: number = Date.now()): void {
     this.time = time;
-    if (length <= 0 || this.state === S.Failed) return;
-    // The lost bytes may have held header blocks: HPACK must expect unknown entries from now on.
+    if (length <= 0 || this.state === S.Closed) return;
+    this.resync();
+    this.opts.onGap?.(length, time);
+  }
+
+  /** The decoder is done with: later bytes are ignored, buffers released. */
+  close(): void {
+    this.state = S.Closed;
+    this.block = null;
+    this.payload = [];
+  }
+
+  /**
+   * After lost or undecodable bytes: the next frame boundary is unknown (a later segment start that looks
+   * like a frame is taken as one), and the header blocks in between may have changed the HPACK table.
+   */
+  private resync(): void {
     this.hpack.tolerateUnknown();
     this.block = null;
     this.payload = [];
     this.fill = 0;
     this.state = S.Resync;
-    this.opts.onGap?.(length, time);
   }
 
   end(time: number = Date.now()): void {
+    if (this.state === S.Closed) return;
     this.time = time;
-    if (this.state === S.Payload || (this.state === S.Header && this.fill > 0)) this.fail('truncated', 'the stream ended inside a frame');
+    if (this.state === S.Payload) this.fail('truncated', 'the stream ended inside a frame', 9 + this.got);
+    else if (this.state === S.Header && this.fill > 0) this.fail('truncated', 'the stream ended inside a frame', this.fill);
+  }
+
+  /** Not skipping to a frame boundary, not closed. (A method: TypeScript would narrow a field compare.) */
+  private decoding(): boolean {
+    return this.state !== S.Resync && this.state !== S.Closed;
   }
 
   /** One whole frame; `p` is valid only during this call. */
@@ -235,10 +257,10 @@ export class Http2FrameDecoder implements Decoder {
     return p.subarray(1, p.length - p[0]);
   }
 
-  private fail(code: string, reason: string): void {
-    // HPACK state cannot be trusted after a lost or bad frame: stop decoding this direction.
-    this.state = S.Failed;
-    this.block = null;
-    this.opts.onError?.({ code, reason, startTime: this.time, endTime: this.time, size: 0 });
+  /** `size`: bytes of the failed frame (or preface) that were seen; by default the whole frame just read. */
+  private fail(code: string, reason: string, size = 9 + this.length): void {
+    // As after a gap: skip to the next plausible frame, HPACK expecting entries it never saw.
+    this.resync();
+    this.opts.onError?.({ code, reason, startTime: this.time, endTime: this.time, size });
   }
 }
