@@ -3,6 +3,7 @@
  * `scripts/fuzz-dubbo.ts` (1M). Mutations: bit flips, byte sets, truncation, splicing two fixtures,
  * duplicated ranges, and giant lengths written where the frame and Hessian keep lengths.
  */
+import { collectGarbage } from './gc.js';
 import { readFileSync, existsSync } from 'node:fs';
 import { DubboDecoder, encodeHeartbeat, encodeRequest, encodeResponse, javaException } from '../src/index.js';
 import { seededRandom } from './seeded-random.js';
@@ -59,7 +60,7 @@ export function fuzz(count: number, seed: number, decodeValues = false): FuzzRes
   let messages = 0;
   let errors = 0;
   let maxMs = 0;
-  globalThis.gc?.();
+  collectGarbage();
   const heap0 = process.memoryUsage().heapUsed;
   for (let i = 0; i < count; i++) {
     const input = mutate(r, pool);
@@ -75,6 +76,6 @@ export function fuzz(count: number, seed: number, decodeValues = false): FuzzRes
     const ms = performance.now() - t0;
     if (ms > maxMs) maxMs = ms;
   }
-  globalThis.gc?.();
+  collectGarbage();
   return { inputs: count, messages, errors, maxMs, heapGrowthMb: (process.memoryUsage().heapUsed - heap0) / 1e6 };
 }

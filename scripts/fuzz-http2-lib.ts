@@ -3,6 +3,7 @@
  * test suite (100k inputs) and `scripts/fuzz-http2.ts` (1M). Fixtures: both byte streams of a real Node
  * http2 gRPC-style exchange (test/fixtures/h2-*.bin).
  */
+import { collectGarbage } from './gc.js';
 import { readFileSync } from 'node:fs';
 import { Conversation } from '../src/index.js';
 import { seededRandom } from './seeded-random.js';
@@ -31,28 +32,49 @@ function mutate(r: () => number, base: Buffer, other: Buffer): Buffer {
   return b;
 }
 
-export interface FuzzResult { inputs: number; records: number; maxMs: number; heapGrowthMb: number }
+export interface FuzzResult {
+  inputs: number;
+  records: number;
+  /** Records that carry a decoded response, and those that decoded whole (status ok). */
+  withResponse: number;
+  ok: number;
+  /** ok records made from the unmutated pairs (every 100th input): 3 each, or the harness is broken. */
+  controlRecords: number;
+  maxMs: number;
+  heapGrowthMb: number;
+}
 
 export function fuzzHttp2(count: number, seed: number): FuzzResult {
   const r = seededRandom(seed);
   const client = fixture('h2-client.bin');
   const server = fixture('h2-server.bin');
   let records = 0;
+  let withResponse = 0;
+  let ok = 0;
+  let controlRecords = 0;
   let maxMs = 0;
-  globalThis.gc?.();
+  collectGarbage();
   const heap0 = process.memoryUsage().heapUsed;
   for (let i = 0; i < count; i++) {
-    const c = i % 2 ? mutate(r, client, server) : client;
-    const s = i % 2 ? server : mutate(r, server, client);
+    // Every 100th input is left whole: a control that the harness itself still decodes records.
+    const control = i % 100 === 0;
+    const c = control || i % 2 === 0 ? client : mutate(r, client, server);
+    const s = control || i % 2 === 1 ? server : mutate(r, server, client);
     const t0 = performance.now();
     const conv = new Conversation({ client: { ip: 'a', port: 1 }, server: { ip: 'b', port: 2 }, connectionId: String(i),
-      protocol: i % 3 === 0 ? 'auto' : 'http2', midStream: i % 5 === 0, onRecord: () => { records++; } });
+      protocol: i % 3 === 0 ? 'auto' : 'http2', midStream: i % 5 === 0, onRecord: (rec) => {
+        records++;
+        if (rec.response !== null) withResponse++;
+        if (rec.status === 'ok') ok++;
+        if (control && rec.status === 'ok') controlRecords++;
+      } });
     // Interleave random-sized pieces of both directions, as a capture would.
     let ci = 0;
     let si = 0;
     while (ci < c.length || si < s.length) {
       const n = 1 + Math.floor(r() * 48);
-      if (ci < c.length && (si >= s.length || r() < 0.5)) { conv.write('client', c.subarray(ci, ci + n), i); ci += n; }
+      // (The control sends its requests first: an answer before its request is not something a capture shows.)
+      if (ci < c.length && (si >= s.length || control || r() < 0.5)) { conv.write('client', c.subarray(ci, ci + n), i); ci += n; }
       else { conv.write('server', s.subarray(si, si + n), i); si += n; }
     }
     conv.end('client', i);
@@ -60,6 +82,6 @@ export function fuzzHttp2(count: number, seed: number): FuzzResult {
     conv.close(i);
     maxMs = Math.max(maxMs, performance.now() - t0);
   }
-  globalThis.gc?.();
-  return { inputs: count, records, maxMs, heapGrowthMb: (process.memoryUsage().heapUsed - heap0) / 1e6 };
+  collectGarbage();
+  return { inputs: count, records, withResponse, ok, controlRecords, maxMs, heapGrowthMb: (process.memoryUsage().heapUsed - heap0) / 1e6 };
 }

@@ -6,6 +6,10 @@ describe('HTTP/2 + gRPC under seeded mutation', () => {
     const r = fuzzHttp2(100_000, 1);
     expect(r.inputs).toBe(100_000);
     expect(r.records).toBeGreaterThan(50_000); // unmutated directions and harmless mutations still give records
+    expect(r.controlRecords).toBe(1000 * 3); // the 1000 unmutated inputs give the fixture's 3 gRPC calls, each ok
+    // Half the inputs keep the server direction whole: responses must keep decoding, not just requests.
+    expect(r.withResponse).toBeGreaterThan(100_000);
+    expect(r.ok).toBeGreaterThan(60_000);
     expect(r.maxMs).toBeLessThan(1000);
     expect(r.heapGrowthMb).toBeLessThan(64);
   }, 300_000);

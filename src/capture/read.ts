@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import type { ExchangeRecord } from '../records/types.js';
+import type { AnyRecord } from '../records/types.js';
 import { FlowTable, type FlowOptions } from './flows.js';
 import { tcpSegment } from './packet.js';
 import { CaptureFileReader } from './pcap.js';
@@ -13,6 +13,8 @@ export interface CaptureSummary {
   /** Connections whose protocol no decoder recognised. */
   undecoded: number;
   records: number;
+  /** Records whose callback threw (each reported to `onUserError`; decoding went on). */
+  userErrors: number;
   /** Set when the file ended inside a packet record (a capture cut short). */
   warning: string | null;
 }
@@ -27,7 +29,7 @@ export class CaptureDecoder {
   private records = 0;
   error: string | null = null;
 
-  constructor(options: CaptureOptions, onRecord: (r: ExchangeRecord) => void) {
+  constructor(options: CaptureOptions, onRecord: (r: AnyRecord) => void) {
     this.flows = new FlowTable(options, (r) => { this.records++; onRecord(r); });
     this.reader = new CaptureFileReader({
       onPacket: (p) => {
@@ -51,6 +53,7 @@ export class CaptureDecoder {
       connections: this.flows.stats.connections,
       undecoded: this.flows.stats.undecoded,
       records: this.records,
+      userErrors: this.flows.stats.userErrors,
       warning,
     };
   }
@@ -60,7 +63,7 @@ export class CaptureDecoder {
 export async function readCaptureFile(
   path: string,
   options: CaptureOptions,
-  onRecord: (r: ExchangeRecord) => void,
+  onRecord: (r: AnyRecord) => void,
 ): Promise<CaptureSummary> {
   const dec = new CaptureDecoder(options, onRecord);
   const stream = createReadStream(path, { highWaterMark: 1 << 20 });

@@ -153,6 +153,7 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
 }
 
 const METHOD = /^[A-Z]{3,10} /;
+const H2_PREFACE_LINE = 'PRI * HTTP/2';
 
 export const http1Protocol: ProtocolModule = {
   name: 'http1',
@@ -164,7 +165,10 @@ export const http1Protocol: ProtocolModule = {
     }
     const s = Buffer.from(first.subarray(0, 16)).toString('latin1');
     if (s.startsWith('HTTP/1.')) return 'response';
-    if (METHOD.test(s) && !s.startsWith('PRI * HTTP/2')) return 'request';
+    // "PRI * HT" is a method and a space, and also the start of the HTTP/2 preface: wait until it is not.
+    if (s.startsWith(H2_PREFACE_LINE)) return null;
+    if (H2_PREFACE_LINE.startsWith(s)) return undefined;
+    if (METHOD.test(s)) return 'request';
     return null;
   },
   create: (ctx) => new Http1Session(ctx),

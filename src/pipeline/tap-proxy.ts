@@ -9,7 +9,7 @@
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import type { AnyRecord, Peer } from '../records/types.js';
-import type { RecordCallbackError } from './deliver.js';
+import { deliver, type RecordCallbackError } from './deliver.js';
 import { Conversation } from './conversation.js';
 import type { SessionOptions, Side } from './session.js';
 
@@ -126,7 +126,6 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
         client: clientPeer, server: upstreamPeer, connectionId,
         protocol: this.opts.protocol ?? 'auto',
         onRecord: (r) => this.record(r),
-        onUserError: (e) => { this.stats.userErrors++; this.emit('userError', e); },
       });
     } catch (e) {
       this.tapFailed(e as Error, info, null);
@@ -214,9 +213,12 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
     try { c.close(now(), reason); } catch { this.stats.tapErrors++; }
   }
 
+  /** Each `record` listener on its own behind the boundary: one that throws does not starve the others. */
   private record(r: AnyRecord): void {
     this.stats.records++;
-    this.emit('record', r);
+    for (const listener of this.listeners('record')) {
+      deliver(listener, r, (e) => { this.stats.userErrors++; this.emit('userError', e); });
+    }
   }
 
   /** A bug in decoding: report it, stop decoding this connection; forwarding is untouched. */
