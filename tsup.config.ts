@@ -4,7 +4,9 @@ export default defineConfig([
   {
     // The library: one chunked build so shared modules are not duplicated between entries,
     // and `sideEffects: false` lets bundlers drop what a user does not import.
-    entry: { index: 'src/index.ts', 'codecs/index': 'src/codecs/index.ts', 'sinks/index': 'src/sinks/index.ts', 'bpf/index': 'src/bpf/index.ts' },
+    entry: {
+      index: 'src/index.ts', 'codecs/index': 'src/codecs/index.ts', 'plugin-worker': 'src/plugins/plugin-worker.ts',
+      'sinks/index': 'src/sinks/index.ts', 'bpf/index': 'src/bpf/index.ts' },
     format: ['esm', 'cjs'],
     dts: true,
     splitting: true,

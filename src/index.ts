@@ -47,4 +47,13 @@ export { TapProxy } from './pipeline/tap-proxy.js';
 export type { ConnectionInfo, TapProxyEvents, TapProxyOptions, TapProxyStats, Upstream } from './pipeline/tap-proxy.js';
 export { filter, map, mask, pipeline, rateLimit, sample, tee } from './pipeline/stages.js';
 export type { MaskOptions, Next, Stage } from './pipeline/stages.js';
-export type { RecordSink } from './sinks/batching.js'; // the interface tee() takes; sinks live in flowtap/sinks
+export type { RecordSink } from './sinks/batching.js';
+
+// Plugins (docs/plugins.md).
+export {
+  definePlugin, loadPlugins, PluginHost, protocolModule,
+} from './plugins/index.js';
+export type {
+  FlowtapPlugin, HookResult, PluginExchangeFields, PluginFile, PluginHostEvents, PluginHostOptions, PluginMessage, PluginStats,
+  ProtocolPlugin, RecordHook, RecordHooks, RecordOverride,
+} from './plugins/index.js'; // the interface tee() takes; sinks live in flowtap/sinks

@@ -3,7 +3,7 @@
  *
  *   npm run build && node --import tsx examples/endpoint-summary/main.ts capture.pcap
  */
-import { readCaptureFile, type ExchangeRecord } from 'flowtap';
+import { readCaptureFile, type AnyRecord } from 'flowtap';
 
 const file = process.argv[2];
 if (!file) {
@@ -12,7 +12,7 @@ if (!file) {
 }
 
 const byEndpoint = new Map<string, { calls: number; errors: number; durations: number[] }>();
-const summary = await readCaptureFile(file, {}, (r: ExchangeRecord) => {
+const summary = await readCaptureFile(file, {}, (r: AnyRecord) => {
   const method = (r.request as { method?: string | null }).method;
   const key = `${r.protocol} ${method ? method + ' ' : ''}${r.endpoint}`;
   let e = byEndpoint.get(key);

@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, unwatchFile, watchFile } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
-import { mask, pipeline, tee, type ExchangeRecord, type TapProxy } from 'flowtap';
+import { mask, pipeline, tee, type AnyRecord, type TapProxy } from 'flowtap';
 import { PortInterceptor } from 'flowtap/bpf';
 import type { RecordSink } from 'flowtap/sinks';
 import { makeSinks, startService, type OutputConfig, type ServiceConfig } from '../traffic-dump/traffic-dump.js';
@@ -68,7 +68,7 @@ export interface Controller {
   close(): Promise<void>;
 }
 
-export async function startController(file: string, opts: { onRecord?: (r: ExchangeRecord) => void; log?: (line: string) => void } = {}): Promise<Controller> {
+export async function startController(file: string, opts: { onRecord?: (r: AnyRecord) => void; log?: (line: string) => void } = {}): Promise<Controller> {
   const log = opts.log ?? ((line: string) => console.log(line));
   const config = loadConfig(file);
   // A cgroup the controller makes is removed again when it stops (if nothing is left in it).

@@ -12,7 +12,7 @@ import net, { type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
-import { DubboDecoder, encodeRequest, encodeResponse, javaException, type DubboMessage, type ExchangeRecord } from 'flowtap';
+import { DubboDecoder, encodeRequest, encodeResponse, javaException, type DubboMessage, type AnyRecord } from 'flowtap';
 import { startTrafficDump } from './traffic-dump.js';
 
 const OUT = resolve(process.cwd(), process.env.FLOWTAP_DEMO_OUT ?? 'records.jsonl');
@@ -171,7 +171,7 @@ async function dubboTraffic(port: number): Promise<void> {
   });
 }
 
-function summary(records: ExchangeRecord[]): string {
+function summary(records: AnyRecord[]): string {
   const rows = new Map<string, { calls: number; errors: number; ms: number[] }>();
   for (const r of records) {
     const method = (r.request as { method?: string | null }).method;
@@ -201,7 +201,7 @@ const ordersPort = await listen(orders);
 const usersPort = await listen(users);
 const [ordersProxy, usersProxy, inventoryProxy] = [await freePort(), await freePort(), await freePort()];
 rmSync(OUT, { force: true });
-const records: ExchangeRecord[] = [];
+const records: AnyRecord[] = [];
 const dump = await startTrafficDump({
   services: [
     { name: 'orders-http', port: ordersProxy, originalPort: ordersPort, type: 'http' },

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { mask, pipeline, ProtoRegistry, tee, TapProxy, type ExchangeRecord, type TapProxyOptions } from 'flowtap';
+import { loadPlugins, mask, pipeline, ProtoRegistry, tee, TapProxy, type AnyRecord, type PluginFile, type PluginHost, type TapProxyOptions } from 'flowtap';
 import { ClickHouseSink, ElasticsearchSink, JsonlSink, SplunkSink, type RecordSink } from 'flowtap/sinks';
 
 export interface ServiceConfig {
@@ -25,7 +25,12 @@ export type OutputConfig =
   | { type: 'elasticsearch'; url: string }
   | { type: 'splunk'; url: string; token: string }
   | { type: 'clickhouse'; url: string; table?: string; createTable?: boolean };
-export interface TrafficDumpConfig { services: ServiceConfig[]; outputs: OutputConfig[] }
+export interface TrafficDumpConfig {
+  services: ServiceConfig[];
+  outputs: OutputConfig[];
+  /** Plugin files (docs/plugins.md): a path, or { path, isolate: 'worker' }. */
+  plugins?: (string | PluginFile)[];
+}
 
 export interface TrafficDump {
   proxies: TapProxy[];
@@ -51,11 +56,13 @@ export function makeSinks(outputs: OutputConfig[]): RecordSink[] {
  * One service's tap proxy, listening and sending its records to `handle`. `upstream` replaces the fixed
  * originalHost:originalPort — the port interceptor passes one that asks each connection where it was going.
  */
-export async function startService(s: ServiceConfig, handle: (r: ExchangeRecord) => void, upstream?: TapProxyOptions['upstream']): Promise<TapProxy> {
+export async function startService(s: ServiceConfig, handle: (r: AnyRecord) => void, upstream?: TapProxyOptions['upstream'],
+  plugins?: PluginHost): Promise<TapProxy> {
   const proxy = new TapProxy({
     listen: { host: s.listenHost, port: s.port },
     upstream: upstream ?? { host: s.originalHost ?? '127.0.0.1', port: s.originalPort },
     protocol: PROTOCOL[s.type ?? 'auto'],
+    protocols: plugins?.allProtocols,
     protos: s.protoDir ? ProtoRegistry.load(s.protoDir) : undefined,
   });
   proxy.on('record', handle);
@@ -63,16 +70,18 @@ export async function startService(s: ServiceConfig, handle: (r: ExchangeRecord)
   return proxy;
 }
 
-export async function startTrafficDump(config: TrafficDumpConfig, onRecord?: (r: ExchangeRecord) => void): Promise<TrafficDump> {
+export async function startTrafficDump(config: TrafficDumpConfig, onRecord?: (r: AnyRecord) => void): Promise<TrafficDump> {
   const sinks = makeSinks(config.outputs);
-  const handle = pipeline(mask(), tee(...sinks, ...(onRecord ? [onRecord] : [])));
+  const plugins = config.plugins?.length ? await loadPlugins(config.plugins) : undefined;
+  const handle = pipeline(...(plugins ? [plugins.stage()] : []), mask(), tee(...sinks, ...(onRecord ? [onRecord] : [])));
   const proxies: TapProxy[] = [];
-  for (const s of config.services) proxies.push(await startService(s, handle));
+  for (const s of config.services) proxies.push(await startService(s, handle, undefined, plugins));
   return {
     proxies,
     sinks,
     async close() {
       await Promise.all(proxies.map((p) => p.close()));
+      await plugins?.close();
       await Promise.all(sinks.map((s) => s.close()));
     },
   };
@@ -83,6 +92,7 @@ if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()
   const config = JSON.parse(readFileSync(file, 'utf8')) as TrafficDumpConfig;
   // Schemas sit beside the config, wherever it is run from; outputs land where the user runs it.
   for (const s of config.services) if (s.protoDir) s.protoDir = resolve(dirname(file), s.protoDir);
+  config.plugins = config.plugins?.map((p) => (typeof p === 'string' ? resolve(dirname(file), p) : { ...p, path: resolve(dirname(file), p.path) }));
   const dump = await startTrafficDump(config);
   for (const s of config.services) console.log(`${s.name}: listening on ${s.port}, forwarding to ${s.originalHost ?? '127.0.0.1'}:${s.originalPort}`);
   process.once('SIGINT', () => { void dump.close().then(() => process.exit(0)); });

@@ -2,7 +2,8 @@ import { createReadStream } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CaptureDecoder } from '../capture/read.js';
 import { ProtoRegistry } from '../codecs/grpc/schemas.js';
-import type { ExchangeRecord } from '../records/types.js';
+import type { AnyRecord } from '../records/types.js';
+import type { PluginHost } from '../plugins/host.js';
 import { protocols } from '../pipeline/protocols.js';
 import { formatTableRow, TABLE_HEADER } from './table.js';
 
@@ -35,6 +36,8 @@ options:
   --body-capture BYTES   body bytes kept per message (default 4096, 0 for none)
   --no-mask              keep authorization, cookies and password/token body fields
                          (masked as "***" by default)
+  --plugin FILE          a plugin module (its default export); repeatable
+  --plugin-worker FILE   the same, its hooks in a worker thread with a hard timeout; repeatable
   -h, --help             show this help
 
 On a terminal a one-line status (connections, records, drops) is kept up to date.
@@ -55,6 +58,8 @@ options:
   --timeout SECONDS      a request unanswered this long is a timeout (default 60)
   --values               decode Dubbo arguments, return values and exceptions fully
   --proto-dir DIR        decode gRPC messages with the .proto files under DIR
+  --plugin FILE          a plugin module (its default export); repeatable
+  --plugin-worker FILE   the same, its hooks in a worker thread with a hard timeout; repeatable
   -h, --help             show this help
 
 exit status: 0 done, 2 bad arguments or a file that cannot be read as a capture`;
@@ -98,6 +103,8 @@ function read(args: string[]): Promise<number> | number {
         timeout: { type: 'string' },
         values: { type: 'boolean' },
         'proto-dir': { type: 'string' },
+        plugin: { type: 'string', multiple: true },
+        'plugin-worker': { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -111,11 +118,8 @@ function read(args: string[]): Promise<number> | number {
   if (v.format !== 'jsonl' && v.format !== 'table') throw new UsageError(`--format must be jsonl or table, not "${v.format}"`);
   const decode: Record<number, string> = {};
   for (const d of v.decode ?? []) {
-    const m = /^(\d{1,5})=([a-z0-9]+)$/.exec(d);
+    const m = /^(\d{1,5})=([a-z0-9-]+)$/.exec(d);
     if (!m || Number(m[1]) > 65535) throw new UsageError(`--decode takes PORT=PROTO, e.g. 8080=http1, not "${d}"`);
-    if (!protocols.some((p) => p.name === m[2])) {
-      throw new UsageError(`--decode: unknown protocol "${m[2]}" (known: ${protocols.map((p) => p.name).join(', ')})`);
-    }
     decode[Number(m[1])] = m[2];
   }
   const bodyCapture = v['body-capture'] === undefined ? 4096 : wholeNumber('--body-capture', v['body-capture']);
@@ -129,9 +133,57 @@ function read(args: string[]): Promise<number> | number {
       return 2;
     }
   }
-  return readFile(positionals[0], v.format, {
-    decode, bodyCapture, timeout, traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [], decodeValues: v.values ?? false, protos,
-  });
+  const file = positionals[0];
+  const format = v.format;
+  return withPlugins(v.plugin, v['plugin-worker'], async (host) => {
+    const known = host?.allProtocols ?? protocols;
+    for (const name of Object.values(decode)) {
+      if (!known.some((p) => p.name === name)) throw new UsageError(`--decode: unknown protocol "${name}" (known: ${known.map((p) => p.name).join(', ')})`);
+    }
+    return readFile(file, format, {
+      decode, bodyCapture, timeout, traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [], decodeValues: v.values ?? false, protos,
+      protocols: known,
+    }, host);
+  }, READ_USAGE);
+}
+
+/**
+ * Load the plugins named on the command line, run `body` with their host (null when none), then report
+ * what the plugins did wrong. A plugin that cannot be loaded is one line and exit 2.
+ */
+async function withPlugins(files: string[] | undefined, workers: string[] | undefined,
+  body: (host: PluginHost | null) => Promise<number>, usage: string): Promise<number> {
+  let host: PluginHost | null = null;
+  if (files?.length || workers?.length) {
+    const { loadPlugins } = await import('../plugins/load.js');
+    try {
+      host = await loadPlugins([...(files ?? []), ...(workers ?? []).map((path) => ({ path, isolate: 'worker' as const }))]);
+    } catch (e) {
+      process.stderr.write(`flowtap: ${(e as Error).message}\n`);
+      return 2;
+    }
+    let last = 0;
+    const say = (line: string) => { if (Date.now() - last > 1000) { last = Date.now(); process.stderr.write(`flowtap: plugin ${line}\n`); } };
+    host.on('error', (name, e) => say(`${name} threw: ${e.message} (the record went on unchanged)`));
+    host.on('timeout', (name, ms) => say(`${name} made no progress for ${Math.round(ms)} ms: its worker was replaced`));
+    host.on('disabled', (name, why) => process.stderr.write(`flowtap: plugin ${name} switched off: ${why}\n`));
+  }
+  try {
+    return await body(host);
+  } catch (e) {
+    if (e instanceof UsageError) return usageFailure(e, usage);
+    throw e;
+  } finally {
+    if (host) {
+      await host.close();
+      for (const s of host.stats) {
+        if (s.failures || s.timeouts || s.overBudget || s.skipped) {
+          process.stderr.write(`flowtap: plugin ${s.name}: ${s.calls} calls, ${s.failures} failures, ${s.timeouts} timeouts, `
+            + `${s.overBudget} over budget, ${s.skipped} skipped${s.disabled ? `, switched off (${s.disabled})` : ''}\n`);
+        }
+      }
+    }
+  }
 }
 
 function dump(args: string[]): Promise<number> | number {
@@ -143,6 +195,7 @@ function dump(args: string[]): Promise<number> | number {
         listen: { type: 'string' }, upstream: { type: 'string' }, out: { type: 'string', multiple: true },
         decode: { type: 'string' }, 'trace-key': { type: 'string', multiple: true }, 'span-key': { type: 'string', multiple: true },
         'body-capture': { type: 'string' }, 'no-mask': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        plugin: { type: 'string', multiple: true }, 'plugin-worker': { type: 'string', multiple: true },
       },
     });
   } catch (e) {
@@ -154,9 +207,7 @@ function dump(args: string[]): Promise<number> | number {
   if (!v.upstream) throw new UsageError('dump needs --upstream HOST:PORT');
   const listen = hostPort('--listen', v.listen, '127.0.0.1');
   const upstream = hostPort('--upstream', v.upstream, null);
-  if (v.decode !== undefined && !protocols.some((p) => p.name === v.decode)) {
-    throw new UsageError(`--decode: unknown protocol "${v.decode}" (known: ${protocols.map((p) => p.name).join(', ')})`);
-  }
+  if (v.decode !== undefined && !/^[a-z0-9-]+$/.test(v.decode)) throw new UsageError(`--decode: "${v.decode}" is not a protocol name`);
   const outs = (v.out ?? ['jsonl:-']).map((spec): OutSpec => {
     const m = /^([a-z]+):(.+)$/.exec(spec);
     if (!m) throw new UsageError(`--out takes KIND:TARGET, e.g. jsonl:records.jsonl, not "${spec}"`);
@@ -171,11 +222,17 @@ function dump(args: string[]): Promise<number> | number {
     }
     return { kind, target };
   });
-  return runDump({
-    listen, upstream: { host: upstream.host!, port: upstream.port }, outs, protocol: v.decode,
-    traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [], mask: !v['no-mask'],
-    bodyCapture: v['body-capture'] === undefined ? 4096 : wholeNumber('--body-capture', v['body-capture']),
-  });
+  const bodyCapture = v['body-capture'] === undefined ? 4096 : wholeNumber('--body-capture', v['body-capture']);
+  return withPlugins(v.plugin, v['plugin-worker'], async (host) => {
+    const known = host?.allProtocols ?? protocols;
+    if (v.decode !== undefined && !known.some((p) => p.name === v.decode)) {
+      throw new UsageError(`--decode: unknown protocol "${v.decode}" (known: ${known.map((p) => p.name).join(', ')})`);
+    }
+    return runDump({
+      listen, upstream: { host: upstream.host!, port: upstream.port }, outs, protocol: v.decode,
+      traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [], mask: !v['no-mask'], bodyCapture, host,
+    });
+  }, DUMP_USAGE);
 }
 
 function hostPort(flag: string, s: string, defaultHost: string | null): { host: string | undefined; port: number } {
@@ -192,15 +249,17 @@ interface OutSpec { kind: 'jsonl' | 'es' | 'splunk' | 'clickhouse'; target: stri
 async function runDump(o: {
   listen: { host: string | undefined; port: number }; upstream: { host: string; port: number }; outs: OutSpec[];
   protocol: string | undefined; traceKeys: string[]; spanKeys: string[]; bodyCapture: number; mask: boolean;
+  host: PluginHost | null;
 }): Promise<number> {
   const { TapProxy } = await import('../pipeline/tap-proxy.js');
   const sinks = await Promise.all(o.outs.map((out) => makeSink(out)));
   const proxy = new TapProxy({
     listen: { host: o.listen.host, port: o.listen.port }, upstream: o.upstream, protocol: o.protocol,
-    traceKeys: o.traceKeys, spanKeys: o.spanKeys, bodyCapture: o.bodyCapture,
+    traceKeys: o.traceKeys, spanKeys: o.spanKeys, bodyCapture: o.bodyCapture, protocols: o.host?.allProtocols,
   });
   const { mask, pipeline, tee } = await import('../pipeline/stages.js');
-  proxy.on('record', o.mask ? pipeline(mask(), tee(...sinks)) : pipeline(tee(...sinks)));
+  const stages = [...(o.host ? [o.host.stage()] : []), ...(o.mask ? [mask()] : []), tee(...sinks)];
+  proxy.on('record', pipeline(...stages));
   proxy.on('upstreamError', (e) => { if (!process.stderr.isTTY) process.stderr.write(`flowtap: upstream: ${e.message}\n`); });
   let address;
   try {
@@ -262,11 +321,11 @@ function wholeNumber(flag: string, s: string): number {
 async function readFile(
   path: string, format: 'jsonl' | 'table',
   options: ConstructorParameters<typeof CaptureDecoder>[0],
+  host: PluginHost | null,
 ): Promise<number> {
   let out = format === 'table' ? TABLE_HEADER + '\n' : '';
-  const dec = new CaptureDecoder(options, (r: ExchangeRecord) => {
-    out += (format === 'table' ? formatTableRow(r) : JSON.stringify(r)) + '\n';
-  });
+  const print = (r: AnyRecord) => { out += (format === 'table' ? formatTableRow(r) : JSON.stringify(r)) + '\n'; };
+  const dec = new CaptureDecoder(options, host ? (r) => host.process(r, print) : print);
   const flush = async () => {
     if (out.length === 0) return;
     const text = out;
@@ -289,6 +348,7 @@ async function readFile(
     stream.destroy();
   }
   const summary = dec.end();
+  await host?.drain();
   await flush();
   if (dec.error) {
     process.stderr.write(`flowtap: ${path}: ${dec.error}\n`);

@@ -12,12 +12,12 @@
  *
  * The chain is built once; a record passes through plain function calls, no allocation per stage.
  */
-import type { ExchangeRecord } from '../records/types.js';
+import type { AnyRecord } from '../records/types.js';
 import type { RecordSink } from '../sinks/batching.js';
 
-export type Next = (record: ExchangeRecord) => void;
+export type Next = (record: AnyRecord) => void;
 /** A stage gets a record and the rest of the pipeline; it calls `next` zero or more times. */
-export type Stage = (record: ExchangeRecord, next: Next) => void;
+export type Stage = (record: AnyRecord, next: Next) => void;
 
 export function pipeline(...stages: Stage[]): Next {
   let next: Next = () => {};
@@ -29,12 +29,12 @@ export function pipeline(...stages: Stage[]): Next {
   return next;
 }
 
-export function filter(keep: (r: ExchangeRecord) => boolean): Stage {
+export function filter(keep: (r: AnyRecord) => boolean): Stage {
   return (r, next) => { if (keep(r)) next(r); };
 }
 
 /** Rewrite a record; returning null drops it. */
-export function map(fn: (r: ExchangeRecord) => ExchangeRecord | null): Stage {
+export function map(fn: (r: AnyRecord) => AnyRecord | null): Stage {
   return (r, next) => { const out = fn(r); if (out) next(out); };
 }
 
@@ -42,10 +42,10 @@ export function map(fn: (r: ExchangeRecord) => ExchangeRecord | null): Stage {
  * Keep `percent` of records. With `by`, the choice is consistent: every record with the same value of that
  * field (a trace id, a client ip) is kept or dropped together, like GoReplay's header limiter.
  */
-export function sample(opts: { percent: number; by?: string | ((r: ExchangeRecord) => unknown) }): Stage {
+export function sample(opts: { percent: number; by?: string | ((r: AnyRecord) => unknown) }): Stage {
   const threshold = Math.round(Math.max(0, Math.min(100, opts.percent)) * 100);
   const by = opts.by;
-  const key = typeof by === 'function' ? by : by ? (r: ExchangeRecord) => field(r, by) : null;
+  const key = typeof by === 'function' ? by : by ? (r: AnyRecord) => field(r, by) : null;
   return (r, next) => {
     const v = key?.(r);
     const roll = key && v !== undefined && v !== null ? fnv1a(String(v)) % 10000 : Math.floor(Math.random() * 10000);
@@ -118,7 +118,8 @@ export function mask(opts: MaskOptions = {}): Stage {
   return (r, next) => {
     const request = maskPart(r.request);
     const response = maskPart(r.response);
-    next(request === r.request && response === r.response ? r : { ...r, request, response });
+    // The parts keep their shape (only values are replaced), so the record keeps its type.
+    next(request === r.request && response === r.response ? r : { ...r, request, response } as AnyRecord);
   };
 }
 
@@ -132,7 +133,7 @@ export function tee(...sinks: (RecordSink | Next)[]): Stage {
 }
 
 /** A record field by dotted path (`request.headers.x-user`). */
-function field(r: ExchangeRecord, path: string): unknown {
+function field(r: AnyRecord, path: string): unknown {
   let v: unknown = r;
   for (const k of path.split('.')) {
     if (v === null || typeof v !== 'object') return undefined;

@@ -27,7 +27,7 @@ export function clickHouseSchema(table: string): string {
   startTime Float64, endTime Nullable(Float64), duration Nullable(Float64),
   status String, code Nullable(Int32), endpoint String, error Nullable(String),
   traceId Nullable(String), spanId Nullable(String), xRequestId Nullable(String), forwardedFor Nullable(String),
-  requestSize UInt64, responseSize UInt64, request String, response Nullable(String)
+  requestSize UInt64, responseSize UInt64, request String, response Nullable(String), attributes Nullable(String)
 ) ENGINE = MergeTree() ORDER BY startTime`;
 }
 
@@ -76,5 +76,6 @@ function row(r: ExchangeRecord): Record<string, unknown> {
     traceId: r.traceId, spanId: r.spanId, xRequestId: r.xRequestId, forwardedFor: r.forwardedFor ?? null,
     requestSize: r.requestSize, responseSize: r.responseSize,
     request: JSON.stringify(r.request), response: r.response === null ? null : JSON.stringify(r.response),
+    attributes: r.attributes ? JSON.stringify(r.attributes) : null,
   };
 }
