@@ -7,10 +7,11 @@ import { benchDubbo } from './dubbo.js';
 import { benchHttp1 } from './http1.js';
 import { benchGrpc } from './grpc.js';
 import { benchHttp2 } from './http2.js';
+import { benchPlugins } from './plugins.js';
 import { benchProxy } from './proxy.js';
 import type { BenchResult } from './measure.js';
 
-const benches: Record<string, () => BenchResult | Promise<BenchResult>> = { http1: benchHttp1, dubbo: benchDubbo, http2: benchHttp2, grpc: benchGrpc, proxy: benchProxy, bpf: benchBpf };
+const benches: Record<string, () => BenchResult | Promise<BenchResult>> = { http1: benchHttp1, dubbo: benchDubbo, http2: benchHttp2, grpc: benchGrpc, plugins: benchPlugins, proxy: benchProxy, bpf: benchBpf };
 const only = process.argv.slice(2);
 const all: BenchResult[] = [];
 for (const [name, run] of Object.entries(benches)) {

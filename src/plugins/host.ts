@@ -13,7 +13,7 @@ import type { ProtocolModule } from '../pipeline/session.js';
 import type { AnyRecord } from '../records/types.js';
 import { applyResult, hooksFor } from './apply.js';
 import { protocolModule } from './protocol.js';
-import type { FlowtapPlugin } from './types.js';
+import type { FlowtapPlugin, RecordHook } from './types.js';
 import { WorkerPlugin } from './worker-plugin.js';
 
 export interface PluginHostOptions {
@@ -56,6 +56,8 @@ interface Entry {
   plugin: FlowtapPlugin;
   worker: WorkerPlugin | null;
   stats: PluginStats;
+  /** Hooks per protocol, looked up once per protocol rather than once per record. */
+  hooks: Map<string, RecordHook<AnyRecord>[]>;
 }
 
 export class PluginHost extends EventEmitter<PluginHostEvents> {
@@ -65,6 +67,8 @@ export class PluginHost extends EventEmitter<PluginHostEvents> {
   private readonly opts: Required<PluginHostOptions>;
   private readonly waiting: { record: AnyRecord; next: Next }[] = [];
   private busy = false;
+  /** Worker plugins not switched off: while there are none, records take the synchronous path. */
+  private workers = 0;
   private idle: (() => void)[] = [];
 
   constructor(options: PluginHostOptions = {}) {
@@ -76,7 +80,7 @@ export class PluginHost extends EventEmitter<PluginHostEvents> {
   add(plugin: FlowtapPlugin): this {
     if (!plugin || typeof plugin.name !== 'string') throw new Error('a plugin is an object with a name (and hooks or protocols)');
     for (const p of plugin.protocols ?? []) this.protocols.push(protocolModule(p));
-    this.entries.push({ plugin, worker: null, stats: stats(plugin.name, 'none') });
+    this.entries.push({ plugin, worker: null, stats: stats(plugin.name, 'none'), hooks: new Map() });
     return this;
   }
 
@@ -84,7 +88,8 @@ export class PluginHost extends EventEmitter<PluginHostEvents> {
   async addWorker(path: string, plugin: FlowtapPlugin): Promise<this> {
     for (const p of plugin.protocols ?? []) this.protocols.push(protocolModule(p));
     const worker = await WorkerPlugin.start(path, this.opts.timeoutMs);
-    this.entries.push({ plugin, worker, stats: stats(plugin.name, 'worker') });
+    this.entries.push({ plugin, worker, stats: stats(plugin.name, 'worker'), hooks: new Map() });
+    this.workers++;
     return this;
   }
 
@@ -108,7 +113,7 @@ export class PluginHost extends EventEmitter<PluginHostEvents> {
 
   /** Pass `record` through every plugin, then to `next` (dropped records never reach it). */
   process(record: AnyRecord, next: Next): void {
-    if (!this.entries.some((e) => e.worker && !e.stats.disabled)) {
+    if (this.workers === 0) {
       const out = this.runInline(record, 0, this.entries.length);
       if (out) next(out);
       return;
@@ -146,7 +151,9 @@ export class PluginHost extends EventEmitter<PluginHostEvents> {
 
   private call(e: Entry, record: AnyRecord): AnyRecord | null {
     let r: AnyRecord | null = record;
-    for (const hook of hooksFor(e.plugin, record)) {
+    let hooks = e.hooks.get(record.protocol);
+    if (!hooks) e.hooks.set(record.protocol, hooks = hooksFor(e.plugin, record));
+    for (const hook of hooks) {
       if (!r) break;
       const t0 = performance.now();
       let result;
@@ -185,6 +192,7 @@ export class PluginHost extends EventEmitter<PluginHostEvents> {
   private disable(e: Entry, reason: string): void {
     if (e.stats.disabled) return;
     e.stats.disabled = reason;
+    if (e.worker) this.workers--;
     this.emit('disabled', e.plugin.name, reason);
     void e.worker?.stop();
   }
