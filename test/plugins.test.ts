@@ -2,26 +2,18 @@
 import * as grpc from '@grpc/grpc-js';
 import { once } from 'node:events';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   loadPlugins, PluginHost, TapProxy, type AnyRecord, type FlowtapPlugin, type GrpcRecord, type Http1Record, type PluginRecord,
 } from '../src/index.js';
-import { captureSkipReason, run, startCapture, tempDir } from './tools.js';
+import { captureSkipReason, cleanups, run, startCapture, tempDir } from './tools.js';
 
 const examples = new URL('../examples/plugins/', import.meta.url).pathname;
 const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
-const closers: (() => Promise<unknown> | void)[] = [];
-afterEach(async () => { for (const c of closers.splice(0).reverse()) await c(); });
-
-async function listen(server: net.Server | http.Server): Promise<number> {
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  closers.push(() => new Promise<void>((r) => server.close(() => r())));
-  return (server.address() as AddressInfo).port;
-}
+const { closers, listen } = cleanups(afterEach);
 
 /** A tap proxy to `port` whose records go through `host` into the returned array. */
 async function tapWith(host: PluginHost, port: number): Promise<{ proxy: TapProxy; records: AnyRecord[]; port: number }> {

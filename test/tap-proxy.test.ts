@@ -8,17 +8,9 @@ import { encodeRequest, encodeResponse, DubboDecoder, TapProxy, type ExchangeRec
 import { BatchingSink } from '../src/sinks/index.js';
 import { runCalls, startServer } from './grpc/peer.js';
 import { rng } from './helpers.js';
-import { captureSkipReason, run, runAsync, startCapture, tempDir } from './tools.js';
+import { captureSkipReason, cleanups, run, runAsync, startCapture, tempDir } from './tools.js';
 
-const closers: (() => Promise<void> | void)[] = [];
-afterEach(async () => { for (const c of closers.splice(0).reverse()) await c(); });
-
-async function listen(server: net.Server | http.Server): Promise<number> {
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  closers.push(() => new Promise<void>((r) => server.close(() => r())));
-  return (server.address() as AddressInfo).port;
-}
+const { closers, listen } = cleanups(afterEach);
 
 async function proxyTo(port: number, opts: Partial<ConstructorParameters<typeof TapProxy>[0]> = {}) {
   const records: ExchangeRecord[] = [];

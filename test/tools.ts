@@ -85,3 +85,19 @@ export async function freePort(): Promise<number> {
   await new Promise((r) => s.close(r));
   return port;
 }
+
+/**
+ * Things a test opened, closed after it in reverse order (registered with the test file's afterEach), and
+ * `listen`, which starts a server on a free loopback port and closes it the same way.
+ */
+export function cleanups(afterEach: (fn: () => Promise<void>) => void) {
+  const closers: (() => Promise<unknown> | unknown)[] = [];
+  afterEach(async () => { for (const c of closers.splice(0).reverse()) await c(); });
+  async function listen(server: net.Server): Promise<number> {
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    closers.push(() => new Promise<void>((r) => server.close(() => r())));
+    return (server.address() as AddressInfo).port;
+  }
+  return { closers, listen };
+}
