@@ -166,6 +166,7 @@ export class FlowTable {
       connectionId: String(this.nextId++),
       protocol: forced ?? 'auto',
       midStream: !flow.sawSyn,
+      // Records wait in the heap; the user's callback is called (behind the boundary) when they leave it.
       onRecord: (r) => this.out.push(r),
       onUserError: undefined,
     });

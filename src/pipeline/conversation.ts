@@ -1,5 +1,5 @@
 import type { AnyRecord, Peer } from '../records/types.js';
-import { deliver, type UserErrorHandler } from './deliver.js';
+import { deliver, type RecordCallbackError, type UserErrorHandler } from './deliver.js';
 import { detect, firstBytes } from './detect.js';
 import { protocols as builtin } from './protocols.js';
 import type { ProtocolModule, ProtocolSession, SessionContext, SessionOptions, Side } from './session.js';
@@ -37,6 +37,8 @@ export class Conversation {
   /** Records made during the current call, delivered when it returns. */
   private readonly out: AnyRecord[] = [];
   private delivering = false;
+  /** The first callback error of this call when there is no onUserError: thrown once delivery is done. */
+  private unreported: RecordCallbackError | null = null;
   /** Record callbacks that threw. */
   userErrors = 0;
 
@@ -136,19 +138,21 @@ export class Conversation {
   private flush(): void {
     if (this.delivering || this.out.length === 0) return;
     this.delivering = true;
-    let first: unknown = null;
     try {
-      for (let i = 0; i < this.out.length; i++) {
-        deliver(this.opts.onRecord, this.out[i], (e) => {
-          this.userErrors++;
-          if (this.opts.onUserError) this.opts.onUserError(e);
-          else first ??= e;
-        });
-      }
+      for (let i = 0; i < this.out.length; i++) deliver(this.opts.onRecord, this.out[i], this.report);
     } finally {
       this.out.length = 0;
       this.delivering = false;
     }
+    const first = this.unreported;
+    this.unreported = null;
     if (first !== null) throw first;
   }
+
+  /** Made once, not per record: counts, and hands the error on or keeps the first to throw. */
+  private readonly report: UserErrorHandler = (e) => {
+    this.userErrors++;
+    if (this.opts.onUserError) this.opts.onUserError(e);
+    else this.unreported ??= e;
+  };
 }

@@ -216,10 +216,13 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
   /** Each `record` listener on its own behind the boundary: one that throws does not starve the others. */
   private record(r: AnyRecord): void {
     this.stats.records++;
-    for (const listener of this.listeners('record')) {
-      deliver(listener, r, (e) => { this.stats.userErrors++; this.emit('userError', e); });
-    }
+    for (const listener of this.listeners('record')) deliver(listener, r, this.reportUserError);
   }
+
+  private readonly reportUserError = (e: RecordCallbackError): void => {
+    this.stats.userErrors++;
+    this.emit('userError', e);
+  };
 
   /** A bug in decoding: report it, stop decoding this connection; forwarding is untouched. */
   private tapFailed(e: Error, info: ConnectionInfo, entry: { conversation: Conversation | null } | null): void {

@@ -32,6 +32,7 @@ class PluginSession<M extends PluginMessage> implements ProtocolSession {
       onMessage: (m) => this.message(side, m),
       onError: (e) => this.decodeError(e),
     })) ?? null;
+    // guard() clears a side that throws, so the table must exist before the plugin's constructors run.
     this.decoders = { client: null, server: null };
     this.decoders.client = make('client');
     this.decoders.server = make('server');
