@@ -1,10 +1,12 @@
 /**
- * Plugins: records/s of full HTTP/1 records (bench/http1's corpus through a Conversation) with no plugin,
- * with DeepFlow's OPT_STATUS hook in process, and with the same hook isolated in a worker thread. The
- * in-process target: it costs at most 10% (ratio ≥ 0.9). The worker figure includes the structured-clone
- * hand-off both ways and is reported, not targeted.
+ * Plugins: records/s of full HTTP/1 records (bench/http1's corpus through a Conversation) with no plugin;
+ * with a no-op hook (the host's own cost); with DeepFlow's OPT_STATUS hook as shipped in examples/plugins
+ * (the target: it costs at most 10%, ratio ≥ 0.9; the corpus has no OPT_STATUS bodies, so this is the host
+ * plus the hook's substring check); with a hook that JSON-parses every response body (a heavy hook's own
+ * work, for scale); and the OPT_STATUS hook isolated in a worker thread (structured clone both ways;
+ * reported, not targeted).
  */
-import { Conversation, loadPlugins, type AnyRecord } from '../dist/index.js';
+import { Conversation, loadPlugins, PluginHost, type AnyRecord } from '../dist/index.js';
 import { corpus } from './http1.js';
 import { compare, ratio, type BenchResult } from './measure.js';
 
@@ -20,11 +22,18 @@ function feed(chunks: ReturnType<typeof corpus>, onRecord: (r: AnyRecord) => voi
 export async function benchPlugins(): Promise<BenchResult> {
   const chunks = corpus(EXCHANGES);
   const inline = await loadPlugins([plugin]);
+  const noop = new PluginHost().add({ name: 'noop', hooks: { http1: () => undefined } });
+  const parseAll = new PluginHost().add({ name: 'parse-all', hooks: { http1: (r) => {
+    const body = r.response?.body;
+    if (body && !r.response?.bodyEncoding) { try { JSON.parse(body); } catch { /* not JSON */ } }
+  } } });
   let sink = 0;
   const count = () => { sink++; };
   const measured = compare([
     { name: 'no plugin', fn: () => feed(chunks, count) },
+    { name: 'no-op hook, in process', fn: () => feed(chunks, (r) => noop.process(r, count)) },
     { name: 'opt-status hook, in process', fn: () => feed(chunks, (r) => inline.process(r, count)) },
+    { name: 'JSON-parse-every-body hook, in process', fn: () => feed(chunks, (r) => parseAll.process(r, count)) },
   ], EXCHANGES, 0, 11);
   // The worker path is asynchronous: timed end to end (records handed in until the last one is back).
   const worker = await loadPlugins([{ path: plugin, isolate: 'worker' }], { timeoutMs: 5000 });
@@ -45,9 +54,11 @@ export async function benchPlugins(): Promise<BenchResult> {
     unit: 'records/s',
     results: [...measured, workerMeasured],
     ratios: {
-      'in-process hook / no plugin': ratio(measured[1], measured[0]),
+      'no-op hook / no plugin': ratio(measured[1], measured[0]),
+      'opt-status hook / no plugin': ratio(measured[2], measured[0]),
+      'JSON-parse hook / no plugin': ratio(measured[3], measured[0]),
       'worker hook / no plugin': measured[0].medianMs / ms,
     },
-    targets: { 'in-process hook / no plugin': 0.9 },
+    targets: { 'opt-status hook / no plugin': 0.9 },
   };
 }

@@ -5,6 +5,8 @@
 function check(r) {
   const body = r.response?.body;
   if (!body || r.response.bodyEncoding || r.code === null || r.code >= 400) return;
+  // Most answers are not of this API: a substring scan is far cheaper than parsing every body.
+  if (!body.includes('"OPT_STATUS"')) return;
   let json;
   try { json = JSON.parse(body); } catch { return; }
   if (!json || typeof json.OPT_STATUS !== 'string' || json.OPT_STATUS === 'SUCCESS') return;
