@@ -11,6 +11,7 @@ function decoder(side, { onMessage, onError }) {
   let start = Infinity;
   let skipping = false; // after a gap or an over-long line: drop bytes up to the next newline
   let closed = false;
+  let badRun = false; // inside a run of lines that are not acme-kv: reported once, at its first line
   const fail = (code, reason, time) => {
     onError?.({ code, reason, startTime: start === Infinity ? time : start, endTime: time, size: partBytes });
     parts = []; partBytes = 0; start = Infinity; skipping = true;
@@ -19,7 +20,12 @@ function decoder(side, { onMessage, onError }) {
     const text = bytes.toString('utf8').replace(/\r$/, '');
     const [verb, ...rest] = text.split(' ');
     const ok = side === 'client' ? verb === 'GET' || verb === 'SET' : verb === 'OK' || verb === 'ERR';
-    if (!ok) { onError?.({ code: 'bad_line', reason: `not an acme-kv ${side === 'client' ? 'command' : 'answer'}: ${JSON.stringify(text.slice(0, 40))}`, startTime: start, endTime: time, size: bytes.length + 1 }); return; }
+    if (!ok) {
+      if (!badRun) onError?.({ code: 'bad_line', reason: `not an acme-kv ${side === 'client' ? 'command' : 'answer'}: ${JSON.stringify(text.slice(0, 40))}`, startTime: start, endTime: time, size: bytes.length + 1 });
+      badRun = true;
+      return;
+    }
+    badRun = false;
     onMessage({ verb, key: side === 'client' ? rest[0] ?? '' : undefined, value: side === 'client' ? rest.slice(1).join(' ') : rest.join(' '),
       size: bytes.length + 1, startTime: start, endTime: time });
   };

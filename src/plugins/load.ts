@@ -25,8 +25,12 @@ export async function loadPlugins(files: readonly (string | PluginFile)[], optio
       throw new Error(`cannot load plugin ${spec.path}: ${(e as Error).message}`);
     }
     if (!plugin || typeof plugin.name !== 'string') throw new Error(`plugin ${spec.path}: its default export is not a plugin (an object with a name)`);
-    if (spec.isolate === 'worker') await host.addWorker(path, plugin);
-    else host.add(plugin);
+    try {
+      if (spec.isolate === 'worker') await host.addWorker(path, plugin);
+      else host.add(plugin);
+    } catch (e) {
+      throw new Error(`plugin ${spec.path}: ${(e as Error).message}`);
+    }
   }
   return host;
 }
