@@ -52,7 +52,7 @@ export class WorkerPlugin {
     Atomics.store(this.progress, 0, 0);
     const t0 = performance.now();
     const answer = await new Promise<WorkerAnswer | null>((resolve) => {
-      let seen = -1;
+      let seen = 0; // records done at the last check: none yet, so a first check with none done is a timeout
       const timer = setInterval(() => {
         const done = Atomics.load(this.progress, 0);
         if (done !== seen) { seen = done; return; }
