@@ -12,7 +12,7 @@ import type { Http1Record } from '../records/types.js';
 import { Pairer, type Exchange } from './pairer.js';
 import { PerSideSession, type ProtocolModule, type ProtocolSession, type SessionContext, type Side } from './session.js';
 
-type Http1Exchange = Exchange<Http1Message, Http1Message, { interim: number[] }>;
+type Slot = Exchange<Http1Message, Http1Message, { interim: number[] }>;
 
 export class Http1Session extends PerSideSession implements ProtocolSession {
   readonly tunnelBytes = { client: 0, server: 0 };
@@ -91,7 +91,7 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
   }
 
   /** The exchange the next final response answers. */
-  private answering(): Http1Exchange | undefined {
+  private answering(): Slot | undefined {
     return this.pairer.first((e) => !e.res && !(e.resDone && e.error));
   }
 

@@ -107,11 +107,6 @@ export class Http2Decoder implements Decoder {
     return m;
   }
 
-  /** A message as it stands, left open. */
-  peek(streamId: number): Http2Message | null {
-    return this.open.get(streamId) ?? null;
-  }
-
   private message(id: number, time: number): Http2Message {
     let m = this.open.get(id);
     if (!m) {
