@@ -128,6 +128,24 @@ describe('flowtap CLI', () => {
 });
 
 describe('docs and examples', () => {
+  it('docs/api.md names every runtime export of every entry point, and nothing that is not one', async () => {
+    const api = readFileSync(join(root, 'docs/api.md'), 'utf8');
+    const documented = new Set([...api.matchAll(/`([A-Za-z_][A-Za-z0-9_]*)(?:\([^`]*\))?`/g)].map((m) => m[1]));
+    for (const entry of ['index', 'codecs/index', 'sinks/index', 'bpf/index']) {
+      const exported = Object.keys(await import(join(root, 'dist', `${entry}.js`)));
+      expect(exported.filter((name) => !documented.has(name)), `${entry} exports missing from docs/api.md`).toEqual([]);
+    }
+  });
+
+  it("the README's architecture table names each folder of src/, and only those", async () => {
+    const { readdirSync } = await import('node:fs');
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const table = readme.split('## Architecture')[1]?.split('\n## ')[0] ?? '';
+    const named = [...table.matchAll(/^\| `src\/([a-z]+)\/` \|/gm)].map((m) => m[1]).sort();
+    const folders = readdirSync(join(root, 'src'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+    expect(named).toEqual(folders);
+  });
+
   const shared = join(root, '../shared/docs/record.md');
   it.skipIf(!existsSync(shared))('docs/record.md is the shared contract, unchanged', () => {
     expect(readFileSync(join(root, 'docs/record.md'), 'utf8')).toBe(readFileSync(shared, 'utf8'));
