@@ -7,6 +7,7 @@
 import type { DecodeError } from '../codecs/decoder.js';
 import { DubboDecoder, type DubboMessage } from '../codecs/dubbo/decoder.js';
 import { dubboRecord } from '../records/dubbo.js';
+import { attachWire } from '../records/wire.js';
 import type { DubboRecord } from '../records/types.js';
 import { Pairer } from './pairer.js';
 import { PerSideSession, type ProtocolModule, type ProtocolSession, type SessionContext, type Side } from './session.js';
@@ -23,11 +24,17 @@ export class DubboSession extends PerSideSession implements ProtocolSession {
     this.pairer = new Pairer({
       ordered: false,
       data: (): { reversed: boolean } => ({ reversed: false }),
-      build: (x) => dubboRecord(ctx, { req: x.req, res: x.res, error: x.error, failure: x.failure, start: x.start, reversed: x.data.reversed }),
+      build: (x) => {
+        const r = dubboRecord(ctx, { req: x.req, res: x.res, error: x.error, failure: x.failure, start: x.start, reversed: x.data.reversed });
+        if (!ctx.options.keepRaw) return r;
+        return attachWire(r, { protocol: 'dubbo', request: x.req?.raw ?? null, response: x.res?.raw ?? null,
+          requestCut: x.req?.rawCut ?? false, responseCut: x.res?.rawCut ?? false });
+      },
       emit: ctx.emit,
     });
     const make = (side: Side) => new DubboDecoder({
       decodeValues: ctx.options.decodeValues,
+      keepRaw: ctx.options.keepRaw,
       onMessage: (m) => this.message(side, m),
       onError: (e) => this.decodeError(side, e),
     });

@@ -8,6 +8,7 @@ import { Http1Decoder, type Http1Message } from '../codecs/http1/decoder.js';
 import type { DecodeError } from '../codecs/decoder.js';
 import { joined } from '../records/body.js';
 import { http1Record } from '../records/http1.js';
+import { attachWire } from '../records/wire.js';
 import type { Http1Record } from '../records/types.js';
 import { Pairer, type Exchange } from './pairer.js';
 import { PerSideSession, type ProtocolModule, type ProtocolSession, type SessionContext, type Side } from './session.js';
@@ -25,18 +26,24 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
 
   constructor(private readonly ctx: SessionContext) {
     super();
-    const { bodyCapture, maxHeaderSize, midStream } = ctx.options;
+    const { bodyCapture, maxHeaderSize, midStream, keepRaw } = ctx.options;
     this.pairer = new Pairer({
       ordered: true,
       data: (): { interim: number[] } => ({ interim: [] }),
-      build: (x) => http1Record(ctx, {
-        req: x.req, res: x.res, resDone: x.resDone, interim: x.data.interim, error: x.error, failure: x.failure,
-        expired: x.expired, closedAt: x.closedAt, start: x.start,
-      }),
+      build: (x) => {
+        const r = http1Record(ctx, {
+          req: x.req, res: x.res, resDone: x.resDone, interim: x.data.interim, error: x.error, failure: x.failure,
+          expired: x.expired, closedAt: x.closedAt, start: x.start,
+        });
+        if (!keepRaw) return r;
+        const res = r.response ? x.res : null;
+        return attachWire(r, { protocol: 'http1', request: x.req?.raw ?? null, response: res?.raw ?? null,
+          requestCut: x.req?.rawCut ?? false, responseCut: res?.rawCut ?? false });
+      },
       emit: ctx.emit,
     });
     this.requests = new Http1Decoder({
-      type: 'request', bodyCapture, maxHeaderSize, midStream,
+      type: 'request', bodyCapture, maxHeaderSize, midStream, keepRaw,
       onHead: (m) => { this.pairer.open(m.startTime, m); },
       onMessage: (m) => {
         const x = this.pairer.first((e) => e.req === m);
@@ -47,7 +54,7 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
       onTunnel: (c, t) => { this.tunnelBytes.client += c.length; this.switched?.write('client', c, t); },
     });
     this.responses = new Http1Decoder({
-      type: 'response', bodyCapture, maxHeaderSize, midStream,
+      type: 'response', bodyCapture, maxHeaderSize, midStream, keepRaw,
       requestMethod: () => this.answering()?.req?.method,
       onHead: (m) => this.responseHead(m),
       onMessage: (m) => {

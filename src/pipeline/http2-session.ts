@@ -10,6 +10,7 @@ import { PREFACE } from '../codecs/http2/frames.js';
 import type { HeaderField } from '../codecs/http2/hpack.js';
 import { grpcRecord, http2Record, type Http2Exchange } from '../records/http2.js';
 import type { GrpcRecord, Http2Record } from '../records/types.js';
+import { attachWire, type Http2Half } from '../records/wire.js';
 import { Pairer, type Exchange } from './pairer.js';
 import { PerSideSession, type ProtocolModule, type ProtocolSession, type SessionContext, type Side, type UpgradeRequest } from './session.js';
 
@@ -34,7 +35,7 @@ export class Http2Session extends PerSideSession implements ProtocolSession {
 
   constructor(private readonly ctx: SessionContext) {
     super();
-    const { bodyCapture, midStream } = ctx.options;
+    const { bodyCapture, midStream, keepRaw } = ctx.options;
     this.pairer = new Pairer({
       ordered: false,
       data: (): StreamState => ({ reset: null, end: 0, lost: null, gapped: false, parseError: false }),
@@ -42,7 +43,7 @@ export class Http2Session extends PerSideSession implements ProtocolSession {
       emit: ctx.emit,
     });
     const make = (side: Side): Http2Decoder => new Http2Decoder({
-      side, midStream, bodyCapture,
+      side, midStream, bodyCapture, keepRaw,
       // A response is read as gRPC messages when its request was gRPC (whatever the response says).
       isGrpc: side === 'server' ? (id) => this.pairer.get(String(id))?.req?.grpc != null : undefined,
       onHead: (m) => this.head(side, m),
@@ -172,11 +173,23 @@ export class Http2Session extends PerSideSession implements ProtocolSession {
       streamId: Number(x.key), start: x.start, req: x.req, res: x.res, reset: x.data.reset, end: x.data.end,
       failure: x.failure, parseError: x.data.parseError, lost: x.data.lost, gapped: x.data.gapped,
     };
-    return x.req?.grpc ? grpcRecord({ ...this.ctx, protos: this.ctx.options.protos }, s) : http2Record(this.ctx, s);
+    const r = x.req?.grpc ? grpcRecord({ ...this.ctx, protos: this.ctx.options.protos }, s) : http2Record(this.ctx, s);
+    if (!this.ctx.options.keepRaw) return r;
+    return attachWire(r, { protocol: r.protocol, request: half(x.req), response: half(x.res) });
   }
 }
 
 const other = (side: Side): Side => (side === 'client' ? 'server' : 'client');
+
+/** One direction of a stream as the recording keeps it (fields HPACK could not resolve are left out). */
+function half(m: Http2Message | null): Http2Half | null {
+  if (!m?.fields) return null;
+  const known = (f: HeaderField[]) => f.filter((x): x is [string, string] => x[0] !== null && x[1] !== null);
+  return {
+    headers: known(m.fields), trailers: m.trailers ? known(m.trailers) : null,
+    body: m.data ? Buffer.concat(m.data) : Buffer.alloc(0), bodyCut: m.dataCut ?? false,
+  };
+}
 
 /** HTTP/1.1 connection-level headers, which have no place in an HTTP/2 header block. */
 const HOP_BY_HOP = new Set(['host', 'connection', 'upgrade', 'http2-settings', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te']);

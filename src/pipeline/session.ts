@@ -15,6 +15,11 @@ export interface SessionOptions extends TraceOptions {
   midStream?: boolean;
   /** Dubbo: also decode arguments, return values and exceptions fully (hessian.js). Default false. */
   decodeValues?: boolean;
+  /**
+   * Keep each message's wire bytes (HTTP/2: every DATA byte) up to this many, beside the record
+   * (`wireOf(record)`), for recording and replay. Default 0: off.
+   */
+  keepRaw?: number;
   /** gRPC: protobuf schemas to decode messages with (else a schema-less dump). */
   protos?: ProtoRegistry;
   /**

@@ -32,6 +32,9 @@ export interface DubboMessage {
   values?: DubboValues;
   /** The frame was fine but its body did not decode. */
   bodyError: string | null;
+  /** With `keepRaw`: header + body as on the wire (the first `keepRaw` bytes when `rawCut`). */
+  raw?: Buffer | null;
+  rawCut?: boolean;
 }
 
 export interface DubboDecoderOptions extends DecoderCallbacks<DubboMessage> {
@@ -39,6 +42,8 @@ export interface DubboDecoderOptions extends DecoderCallbacks<DubboMessage> {
   maxBodySize?: number;
   /** Also decode arguments, return values and exceptions fully with hessian.js. Default false. */
   decodeValues?: boolean;
+  /** Keep each frame's wire bytes up to this many (`raw`), for recording and replay. Default 0: off. */
+  keepRaw?: number;
 }
 
 const enum State { Header, Body, Skip, Resync, Closed }
@@ -228,6 +233,11 @@ export class DubboDecoder implements Decoder {
         msg.bodyError = r.error;
       }
       if (this.opts.decodeValues && !msg.bodyError) msg.values = decodeValues(msg, bbuf.subarray(b, b + len));
+    }
+    if (this.opts.keepRaw) {
+      const keep = Math.min(len, Math.max(0, this.opts.keepRaw - HEADER_SIZE));
+      msg.raw = Buffer.concat([hbuf.subarray(h, h + HEADER_SIZE), bbuf.subarray(b, b + keep)]);
+      msg.rawCut = keep < len;
     }
     this.opts.onMessage(msg);
   }

@@ -1,5 +1,6 @@
 import type { DecodeError, Decoder, DecoderCallbacks } from '../decoder.js';
 import { Llhttp, type ParserHandler } from './llhttp-adapter.js';
+import { RawKeeper, type RawMessage } from './raw-keeper.js';
 import { Framing, WireMeter } from './wire-meter.js';
 
 import type { HeaderMap } from '../../records/types.js';
@@ -26,6 +27,9 @@ export interface Http1Message {
   body: Buffer | null;
   /** Bytes of the message on the wire: head + body framing + trailers. */
   size: number;
+  /** With `keepRaw`: the message's bytes exactly as on the wire (its first `keepRaw` bytes when `rawCut`). */
+  raw?: Buffer | null;
+  rawCut?: boolean;
   startTime: number;
   endTime: number;
   /**
@@ -60,6 +64,8 @@ export interface Http1DecoderOptions extends DecoderCallbacks<Http1Message> {
   midStream?: boolean;
   /** Bytes a request decoder may hold while waiting to learn whether an upgrade was accepted. Default 1 MiB. */
   maxHold?: number;
+  /** Keep each message's wire bytes up to this many (`raw`), for recording and replay. Default 0: off. */
+  keepRaw?: number;
 }
 
 const enum Mode { Http, Hold, Tunnel, Resync }
@@ -79,6 +85,8 @@ export class Http1Decoder implements Decoder, ParserHandler {
   /** Completed by llhttp, waiting for the meter to measure them. */
   private readonly done: Http1Message[] = [];
   private readonly sizes: number[] = [];
+  private readonly raw: RawKeeper | null;
+  private readonly raws: RawMessage[] = [];
   private readonly held: Uint8Array[] = [];
   private readonly keys = new HeaderKeys();
   private readonly trailerKeys = new HeaderKeys();
@@ -105,7 +113,11 @@ export class Http1Decoder implements Decoder, ParserHandler {
     this.opts = { ...options, bodyCapture: options.bodyCapture ?? 4096, maxHold: options.maxHold ?? 1 << 20 };
     this.parser = new Llhttp(options.type, options.maxHeaderSize ?? 64 * 1024, this);
     if (options.midStream) { this.mode = Mode.Resync; this.atLineStart = true; }
-    this.meter = new WireMeter((size) => { this.sizes.push(size); });
+    this.raw = options.keepRaw ? new RawKeeper(options.keepRaw) : null;
+    this.meter = new WireMeter((size, offset) => {
+      this.sizes.push(size);
+      if (this.raw) this.raws.push(this.raw.cut(size, offset));
+    });
   }
 
   /** Start time of the message being decoded, or Infinity between messages. */
@@ -184,6 +196,7 @@ export class Http1Decoder implements Decoder, ParserHandler {
     this.mode = Mode.Http;
     this.parser.reset();
     this.meter.reset();
+    this.raw?.reset();
     for (const c of held) this.write(c, this.time);
   }
 
@@ -193,19 +206,26 @@ export class Http1Decoder implements Decoder, ParserHandler {
     if (consumed < 0) {
       const f = this.parser.failure!;
       const at = Math.min(Math.max(f.at, 0), chunk.length);
-      this.meter.scan(chunk.subarray(0, at));
+      this.scan(chunk.subarray(0, at));
       this.flush();
       this.fail(f.code, f.reason, this.inMessage ? this.msgStart : this.time);
       // Look for the next message past the failure point, at least one byte on, so we always progress.
       this.atLineStart = false;
       return chunk.subarray(at + 1);
     }
-    this.meter.scan(consumed === chunk.length ? chunk : chunk.subarray(0, consumed));
+    this.scan(consumed === chunk.length ? chunk : chunk.subarray(0, consumed));
     this.flush();
     if (!this.switched) return EMPTY;
     this.switched = false;
     this.mode = this.opts.type === 'request' ? Mode.Hold : Mode.Tunnel;
     return chunk.subarray(consumed);
+  }
+
+  /** Measure what llhttp consumed (and keep its bytes when recording). */
+  private scan(buf: Uint8Array): void {
+    this.raw?.begin(buf);
+    this.meter.scan(buf);
+    this.raw?.done(buf.length);
   }
 
   private hold(chunk: Uint8Array): void {
@@ -224,6 +244,8 @@ export class Http1Decoder implements Decoder, ParserHandler {
     while (this.done.length > 0 && this.sizes.length > 0) {
       const m = this.done.shift()!;
       m.size = this.sizes.shift()!;
+      const raw = this.raw ? this.raws.shift() : undefined;
+      if (raw) { m.raw = raw.raw; m.rawCut = raw.cut; }
       this.opts.onMessage(m);
     }
   }
@@ -233,6 +255,8 @@ export class Http1Decoder implements Decoder, ParserHandler {
     // Messages llhttp completed but the meter could not place are still good messages: deliver them.
     for (const m of this.done.splice(0)) this.opts.onMessage(m);
     this.sizes.length = 0;
+    this.raws.length = 0;
+    this.raw?.reset();
     this.parser.reset();
     this.meter.reset();
     this.resetMessage();

@@ -24,6 +24,9 @@ export interface Http2Message {
   body: Buffer | null;
   /** gRPC streams: the length-prefixed messages, counted, the first one kept. */
   grpc: GrpcMessageReader | null;
+  /** With `keepRaw`: every DATA byte (gRPC framing included) up to the cap, and whether the cap cut it. */
+  data?: Buffer[];
+  dataCut?: boolean;
   /** Some header value could not be resolved (HPACK state from before the capture). */
   hpackIncomplete: boolean;
   startTime: number;
@@ -38,6 +41,8 @@ export interface Http2DecoderOptions extends DecoderCallbacks<Http2Message> {
   midStream?: boolean;
   /** Body bytes kept per message. Default 4096. */
   bodyCapture?: number;
+  /** Keep every DATA byte up to this many per message (`data`), for recording and replay. Default 0: off. */
+  keepRaw?: number;
   /** The message's first header block arrived (it has begun; its body follows). */
   onHead?: (m: Http2Message) => void;
   /** RST_STREAM from this direction's sender. */
@@ -136,6 +141,12 @@ export class Http2Decoder implements Decoder {
     const m = this.message(id, time);
     m.size += bytes;
     m.bodySize += data.length;
+    const keep = this.opts.keepRaw;
+    if (keep && data.length > 0) {
+      const room = keep - (m.bodySize - data.length);
+      if (room > 0) (m.data ??= []).push(Buffer.from(data.subarray(0, room)));
+      if (room < data.length) m.dataCut = true;
+    }
     if (m.grpc) m.grpc.write(data);
     else {
       const kept = m.body?.length ?? 0;
