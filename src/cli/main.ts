@@ -1,11 +1,11 @@
 import { createReadStream } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { CaptureDecoder } from '../capture/read.js';
 import { ProtoRegistry } from '../codecs/grpc/schemas.js';
 import type { AnyRecord } from '../records/types.js';
 import type { PluginHost } from '../plugins/host.js';
 import { protocols } from '../pipeline/protocols.js';
 import { formatTableRow, TABLE_HEADER } from './table.js';
+import { hostPort, makeSink, outSpec, parseFlags, UsageError, usageFailure, wholeNumber, withPlugins, type OutSpec } from './common.js';
 
 const USAGE = `usage: flowtap <command> [options]
 
@@ -64,8 +64,6 @@ options:
 
 exit status: 0 done, 2 bad arguments or a file that cannot be read as a capture`;
 
-class UsageError extends Error {}
-
 function main(argv: string[]): Promise<number> | number {
   const [command, ...rest] = argv;
   if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
@@ -81,37 +79,25 @@ function main(argv: string[]): Promise<number> | number {
   }
 }
 
-function usageFailure(e: unknown, usage: string): number {
-  const msg = e instanceof Error ? e.message : String(e);
-  process.stderr.write(`flowtap: ${msg}\n\n${usage}\n`);
-  return 2;
-}
-
 function read(args: string[]): Promise<number> | number {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        format: { type: 'string', default: 'jsonl' },
-        decode: { type: 'string', multiple: true },
-        'trace-key': { type: 'string', multiple: true },
-        'span-key': { type: 'string', multiple: true },
-        'body-capture': { type: 'string' },
-        timeout: { type: 'string' },
-        values: { type: 'boolean' },
-        'proto-dir': { type: 'string' },
-        plugin: { type: 'string', multiple: true },
-        'plugin-worker': { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    // parseArgs adds a hint about positionals that does not help with a mistyped flag: keep its first sentence.
-    throw new UsageError((e as Error).message.split('\n')[0].replace(/\. To specify a positional.*$/, ''));
-  }
+  const parsed = parseFlags({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      format: { type: 'string', default: 'jsonl' },
+      decode: { type: 'string', multiple: true },
+      'trace-key': { type: 'string', multiple: true },
+      'span-key': { type: 'string', multiple: true },
+      'body-capture': { type: 'string' },
+      timeout: { type: 'string' },
+      values: { type: 'boolean' },
+      'proto-dir': { type: 'string' },
+      plugin: { type: 'string', multiple: true },
+      'plugin-worker': { type: 'string', multiple: true },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
   const { values: v, positionals } = parsed;
   if (v.help) { process.stdout.write(READ_USAGE + '\n'); return 0; }
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'read needs a capture file' : 'read takes one file');
@@ -147,60 +133,16 @@ function read(args: string[]): Promise<number> | number {
   }, READ_USAGE);
 }
 
-/**
- * Load the plugins named on the command line, run `body` with their host (null when none), then report
- * what the plugins did wrong. A plugin that cannot be loaded is one line and exit 2.
- */
-async function withPlugins(files: string[] | undefined, workers: string[] | undefined,
-  body: (host: PluginHost | null) => Promise<number>, usage: string): Promise<number> {
-  let host: PluginHost | null = null;
-  if (files?.length || workers?.length) {
-    const { loadPlugins } = await import('../plugins/load.js');
-    try {
-      host = await loadPlugins([...(files ?? []), ...(workers ?? []).map((path) => ({ path, isolate: 'worker' as const }))]);
-    } catch (e) {
-      process.stderr.write(`flowtap: ${(e as Error).message}\n`);
-      return 2;
-    }
-    let last = 0;
-    const say = (line: string) => { if (Date.now() - last > 1000) { last = Date.now(); process.stderr.write(`flowtap: plugin ${line}\n`); } };
-    host.on('error', (name, e) => say(`${name} threw: ${e.message} (the record went on unchanged)`));
-    host.on('timeout', (name, ms) => say(`${name} made no progress for ${Math.round(ms)} ms: its worker was replaced`));
-    host.on('disabled', (name, why) => process.stderr.write(`flowtap: plugin ${name} switched off: ${why}\n`));
-  }
-  try {
-    return await body(host);
-  } catch (e) {
-    if (e instanceof UsageError) return usageFailure(e, usage);
-    throw e;
-  } finally {
-    if (host) {
-      await host.close();
-      for (const s of host.stats) {
-        if (s.failures || s.timeouts || s.overBudget || s.skipped) {
-          process.stderr.write(`flowtap: plugin ${s.name}: ${s.calls} calls, ${s.failures} failures, ${s.timeouts} timeouts, `
-            + `${s.overBudget} over budget, ${s.skipped} skipped${s.disabled ? `, switched off (${s.disabled})` : ''}\n`);
-        }
-      }
-    }
-  }
-}
-
 function dump(args: string[]): Promise<number> | number {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args, allowPositionals: false, strict: true,
-      options: {
-        listen: { type: 'string' }, upstream: { type: 'string' }, out: { type: 'string', multiple: true },
-        decode: { type: 'string' }, 'trace-key': { type: 'string', multiple: true }, 'span-key': { type: 'string', multiple: true },
-        'body-capture': { type: 'string' }, 'no-mask': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-        plugin: { type: 'string', multiple: true }, 'plugin-worker': { type: 'string', multiple: true },
-      },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0].replace(/\. To specify a positional.*$/, ''));
-  }
+  const parsed = parseFlags({
+    args, allowPositionals: false, strict: true,
+    options: {
+      listen: { type: 'string' }, upstream: { type: 'string' }, out: { type: 'string', multiple: true },
+      decode: { type: 'string' }, 'trace-key': { type: 'string', multiple: true }, 'span-key': { type: 'string', multiple: true },
+      'body-capture': { type: 'string' }, 'no-mask': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      plugin: { type: 'string', multiple: true }, 'plugin-worker': { type: 'string', multiple: true },
+    },
+  });
   const v = parsed.values;
   if (v.help) { process.stdout.write(DUMP_USAGE + '\n'); return 0; }
   if (!v.listen) throw new UsageError('dump needs --listen [HOST:]PORT');
@@ -208,20 +150,7 @@ function dump(args: string[]): Promise<number> | number {
   const listen = hostPort('--listen', v.listen, '127.0.0.1');
   const upstream = hostPort('--upstream', v.upstream, null);
   if (v.decode !== undefined && !/^[a-z0-9-]+$/.test(v.decode)) throw new UsageError(`--decode: "${v.decode}" is not a protocol name`);
-  const outs = (v.out ?? ['jsonl:-']).map((spec): OutSpec => {
-    const m = /^([a-z]+):(.+)$/.exec(spec);
-    if (!m) throw new UsageError(`--out takes KIND:TARGET, e.g. jsonl:records.jsonl, not "${spec}"`);
-    const [, kind, target] = m;
-    if (kind === 'jsonl') return { kind, target };
-    if (kind !== 'es' && kind !== 'splunk' && kind !== 'clickhouse') throw new UsageError(`--out: unknown sink "${kind}" (known: jsonl, es, splunk, clickhouse)`);
-    let url: URL;
-    try { url = new URL(target); } catch { throw new UsageError(`--out ${kind}: "${target}" is not a URL`); }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--out ${kind}: the URL must be http or https`);
-    if (kind === 'splunk' && !decodeURIComponent(url.password) && !process.env.FLOWTAP_SPLUNK_TOKEN) {
-      throw new UsageError('--out splunk: no HEC token (put it in the URL as http://:TOKEN@host:8088 or set FLOWTAP_SPLUNK_TOKEN)');
-    }
-    return { kind, target };
-  });
+  const outs = (v.out ?? ['jsonl:-']).map(outSpec);
   const bodyCapture = v['body-capture'] === undefined ? 4096 : wholeNumber('--body-capture', v['body-capture']);
   return withPlugins(v.plugin, v['plugin-worker'], async (host) => {
     const known = host?.allProtocols ?? protocols;
@@ -234,17 +163,6 @@ function dump(args: string[]): Promise<number> | number {
     });
   }, DUMP_USAGE);
 }
-
-function hostPort(flag: string, s: string, defaultHost: string | null): { host: string | undefined; port: number } {
-  const m = /^(?:\[?([^\]]+?)\]?:)?(\d{1,5})$/.exec(s);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535 || (!m[1] && !defaultHost)) {
-    throw new UsageError(`${flag} takes ${defaultHost ? '[HOST:]PORT' : 'HOST:PORT'}, not "${s}"`);
-  }
-  return { host: m[1] ?? defaultHost ?? undefined, port };
-}
-
-interface OutSpec { kind: 'jsonl' | 'es' | 'splunk' | 'clickhouse'; target: string }
 
 async function runDump(o: {
   listen: { host: string | undefined; port: number }; upstream: { host: string; port: number }; outs: OutSpec[];
@@ -283,39 +201,6 @@ async function runDump(o: {
   await proxy.close();
   await Promise.all(sinks.map((s) => s.close()));
   return 0;
-}
-
-/** A sink for an --out spec, loaded only when asked for. */
-async function makeSink(out: OutSpec) {
-  const sinks = await import('../sinks/index.js');
-  let sink;
-  if (out.kind === 'jsonl') sink = new sinks.JsonlSink({ path: out.target });
-  else if (out.kind === 'es') sink = new sinks.ElasticsearchSink({ url: out.target });
-  else if (out.kind === 'splunk') {
-    const u = new URL(out.target);
-    const token = decodeURIComponent(u.password) || process.env.FLOWTAP_SPLUNK_TOKEN!;
-    u.username = '';
-    u.password = '';
-    sink = new sinks.SplunkSink({ url: u.toString(), token });
-  } else {
-    const u = new URL(out.target);
-    const table = u.searchParams.get('table') ?? undefined;
-    const database = u.searchParams.get('database') ?? undefined;
-    const createTable = u.searchParams.get('create') === '1';
-    u.search = '';
-    sink = new sinks.ClickHouseSink({ url: u.toString(), table, database, createTable });
-  }
-  let last = 0;
-  sink.on('error', (e) => {
-    // One line per burst of failures, not per retry: the status line carries the counts.
-    if (Date.now() - last > 5000) { last = Date.now(); process.stderr.write(`\nflowtap: ${out.kind} sink: ${e.message}\n`); }
-  });
-  return sink;
-}
-
-function wholeNumber(flag: string, s: string): number {
-  if (!/^\d+$/.test(s)) throw new UsageError(`${flag} takes a whole number, not "${s}"`);
-  return Number(s);
 }
 
 async function readFile(
