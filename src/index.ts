@@ -25,6 +25,8 @@ export type {
   Http2RequestPart, Http2ResponsePart, Peer, PluginProtocol, PluginRecord, Protocol,
 } from './records/types.js';
 export { bodyBytes, bodyFields } from './records/body.js';
+export { wireOf } from './records/wire.js';
+export type { Http2Half, Wire } from './records/wire.js';
 export {
   DUBBO_STATUS_NAMES, dubboStatusClass, grpcStatusClass, grpcStatusFromHttp, httpStatusClass,
 } from './records/status.js';

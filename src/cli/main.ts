@@ -5,6 +5,7 @@ import type { AnyRecord } from '../records/types.js';
 import type { PluginHost } from '../plugins/host.js';
 import { protocols } from '../pipeline/protocols.js';
 import { formatTableRow, TABLE_HEADER } from './table.js';
+import { record, RECORD_USAGE, replay, REPLAY_USAGE } from './replay.js';
 import { hostPort, makeSink, outSpec, parseFlags, UsageError, usageFailure, wholeNumber, withPlugins, type OutSpec } from './common.js';
 
 const USAGE = `usage: flowtap <command> [options]
@@ -12,6 +13,8 @@ const USAGE = `usage: flowtap <command> [options]
 commands:
   read FILE      decode a pcap/pcapng capture into exchange records
   dump           run the transparent tap proxy, recording what crosses it
+  record         record whole exchanges (live capture, capture file or proxy) for replay
+  replay FILE... send recorded requests to a target again (GoReplay's .gor or flowtap recordings)
 
 run "flowtap <command> --help" for a command's options`;
 
@@ -73,9 +76,12 @@ function main(argv: string[]): Promise<number> | number {
   try {
     if (command === 'read') return read(rest);
     if (command === 'dump') return dump(rest);
+    if (command === 'record') return record(rest);
+    if (command === 'replay') return replay(rest);
     throw new UsageError(`unknown command "${command}"`);
   } catch (e) {
-    return usageFailure(e, command === 'read' ? READ_USAGE : command === 'dump' ? DUMP_USAGE : USAGE);
+    const usages: Record<string, string> = { read: READ_USAGE, dump: DUMP_USAGE, record: RECORD_USAGE, replay: REPLAY_USAGE };
+    return usageFailure(e, Object.hasOwn(usages, command) ? usages[command] : USAGE);
   }
 }
 

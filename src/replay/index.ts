@@ -1,0 +1,15 @@
+export { Recorder } from './recorder.js';
+export type { RecorderStats } from './recorder.js';
+export { Replayer } from './replayer.js';
+export type { ReplayerEvents, ReplayOptions, ReplaySummary } from './replayer.js';
+export { readRecordings, RecordingError, RecordingWriter, expandGlob, expandName } from './files.js';
+export type { ReadOptions, WriteOptions } from './files.js';
+export { encodeGor, GorReader, SEPARATOR } from './gor.js';
+export { decodeFtr, encodeFtr, FTR_HEADER } from './ftr.js';
+export { newId, payloadsOf } from './payload.js';
+export type { Payload, PayloadType, RecordedProtocol } from './payload.js';
+export { Http1Request, Http2Request, DubboRequest, requestView } from './request.js';
+export type { RequestView } from './request.js';
+export { headerRule, headerRewrite, urlRewrite, rewrite, verdict } from './select.js';
+export type { HeaderRule, Selection, Verdict } from './select.js';
+export { Middleware } from './middleware.js';

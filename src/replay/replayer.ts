@@ -1,0 +1,310 @@
+/**
+ * Replay: recorded requests sent again to a target, on the original timeline (scaled, capped) or as fast
+ * as the connections allow, through filters, rewrites and middleware, answers decoded by flowtap's own
+ * decoders into records and type-3 payloads, and a summary of what happened, what was held back and why.
+ */
+import { EventEmitter } from 'eventemitter3';
+import type { AnyRecord } from '../records/types.js';
+import { wireOf } from '../records/wire.js';
+import type { SendResult, Target } from './connection.js';
+import { RecordingWriter, readRecordings, type ReadOptions } from './files.js';
+import { Http2Target } from './http2-client.js';
+import { Middleware } from './middleware.js';
+import { msToNs, nsToMs, type Payload } from './payload.js';
+import { TargetPool } from './pool.js';
+import { Http1Request, requestView, type RequestView } from './request.js';
+import { rewrite, verdict, type Selection } from './select.js';
+
+export interface ReplayOptions {
+  /** Where to send: `http://host:port` (a path there is put in front of every request path). */
+  target: string;
+  /** 1 = as recorded, 2 = twice as fast, 'max' = no waiting. Default 1. */
+  speed?: number | 'max';
+  /** Start again from the first file when the last is done (until `stop()`). */
+  loop?: boolean;
+  /** No single wait longer than this, ms. */
+  maxWait?: number;
+  /** Connections to the target (HTTP/2: concurrent streams on one connection). Default 8. */
+  workers?: number;
+  /** Reproduce the original connections: each one's requests on one connection of its own, in order. */
+  sessions?: boolean;
+  /** Send the recorded Host / :authority instead of the target's. */
+  keepHost?: boolean;
+  /** At most this many requests a second (they wait their turn; none is dropped). */
+  rate?: number;
+  selection?: Selection;
+  /** A GoReplay middleware command. */
+  middleware?: string;
+  /** A typed hook for embedders: edit the request in place; return false to drop it. */
+  transform?: (request: RequestView, payload: Payload) => boolean | void;
+  /** No answer within this long is a failure, ms. Default 10 000. */
+  timeout?: number;
+  /** Bytes kept of each replayed answer, for the output file. Default 1 MiB. */
+  keepRaw?: number;
+  /** Write the requests sent (1), the recorded answers (2) and the replayed ones (3) here. */
+  out?: string;
+  read?: ReadOptions;
+}
+
+export interface ReplaySummary {
+  /** Requests read from the files. */
+  requests: number;
+  sent: number;
+  answered: number;
+  failed: number;
+  filtered: number;
+  heldBack: number;
+  sampledOut: number;
+  droppedByMiddleware: number;
+  /** Requests that could not be read as their protocol (skipped). */
+  malformed: number;
+  /** Answers by class: `2xx`, `4xx`, `grpc 0`, `dubbo 20`, ... */
+  byCode: Record<string, number>;
+  /** Failures by reason. */
+  errors: Record<string, number>;
+  latency: { p50: number | null; p99: number | null };
+  /** The same percentiles of the recorded answers' latency, for the requests sent. */
+  originalLatency: { p50: number | null; p99: number | null };
+  elapsedMs: number;
+  /** The middleware exited: why (the replay stopped there). */
+  stoppedBy: string | null;
+}
+
+export interface ReplayerEvents {
+  /** A replayed exchange, with its payloads' id. */
+  record: (record: AnyRecord, id: string) => void;
+  failure: (error: string, id: string) => void;
+  progress: (s: ReplaySummary) => void;
+}
+
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class Replayer extends EventEmitter<ReplayerEvents> {
+  readonly summary: ReplaySummary = {
+    requests: 0, sent: 0, answered: 0, failed: 0, filtered: 0, heldBack: 0, sampledOut: 0, droppedByMiddleware: 0, malformed: 0,
+    byCode: {}, errors: {}, latency: { p50: null, p99: null }, originalLatency: { p50: null, p99: null }, elapsedMs: 0, stoppedBy: null,
+  };
+  private readonly target: Target;
+  private readonly prefix: string;
+  private readonly opts: Required<Pick<ReplayOptions, 'workers' | 'timeout' | 'keepRaw'>> & ReplayOptions;
+  private readonly pools = new Map<string, TargetPool | Http2Target>();
+  private readonly sessions = new Map<string, { pool: TargetPool | Http2Target; chain: Promise<void> }>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly latencies: number[] = [];
+  private readonly originals = new Map<string, number>();
+  private readonly sentIds = new Set<string>();
+  private writer: RecordingWriter | null = null;
+  private middleware: Middleware | null = null;
+  private readonly atMiddleware = new Map<string, Payload>();
+  private stopped = false;
+
+  constructor(options: ReplayOptions) {
+    super();
+    let url: URL;
+    try { url = new URL(options.target); } catch { throw new Error(`the target must be a URL like http://127.0.0.1:8080, not "${options.target}"`); }
+    if (url.protocol !== 'http:') throw new Error(`the target must be http:// (h2c and Dubbo too), not ${url.protocol}`);
+    this.target = { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80) };
+    this.prefix = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '');
+    this.opts = { workers: 8, timeout: 10_000, keepRaw: 1 << 20, ...options };
+    if (!this.opts.keepHost) this.opts.selection = { ...this.opts.selection, host: url.host };
+  }
+
+  /** Stop after what is in flight (a loop too). */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  async run(files: readonly string[]): Promise<ReplaySummary> {
+    const t0 = now();
+    if (this.opts.out) this.writer = new RecordingWriter(this.opts.out);
+    if (this.opts.middleware) this.startMiddleware(this.opts.middleware);
+    try {
+      do {
+        await this.pass(files);
+      } while (this.opts.loop && !this.stopped && !this.summary.stoppedBy);
+      await Promise.all(this.inFlight);
+      if (this.middleware && !this.middleware.exited) {
+        await this.middleware.end();
+        await Promise.all(this.inFlight);
+      }
+      this.summary.droppedByMiddleware += this.atMiddleware.size;
+    } finally {
+      for (const p of this.pools.values()) p.close();
+      for (const s of this.sessions.values()) s.pool.close();
+      await this.writer?.close();
+    }
+    this.summary.elapsedMs = now() - t0;
+    this.summary.latency = percentiles(this.latencies);
+    this.summary.originalLatency = percentiles([...this.sentIds].map((id) => this.originals.get(id)).filter((x): x is number => x !== undefined));
+    return this.summary;
+  }
+
+  /** One pass over the files, on their timeline. */
+  private async pass(files: readonly string[]): Promise<void> {
+    let prevTs: bigint | null = null;
+    let due = now();
+    let lastSlot = 0;
+    const speed = this.opts.speed ?? 1;
+    for await (const p of readRecordings(files, this.opts.read)) {
+      if (this.stopped || this.summary.stoppedBy) break;
+      if (p.type !== 1) {
+        if (p.type === 2 && p.latency >= 0n) this.originals.set(p.id, nsToMs(p.latency));
+        if (p.type === 2) { this.writer?.write(p); if (this.middleware) this.middleware.send(p); }
+        continue;
+      }
+      this.summary.requests++;
+      if (speed !== 'max') {
+        // Out-of-order timestamps never wait backwards (nor stall): the clock only moves forward.
+        let gap = prevTs === null || p.timestamp <= prevTs ? 0 : nsToMs(p.timestamp - prevTs) / speed;
+        if (this.opts.maxWait !== undefined) gap = Math.min(gap, this.opts.maxWait);
+        if (prevTs === null || p.timestamp > prevTs) prevTs = p.timestamp;
+        due += gap;
+        const wait = due - now();
+        if (wait > 1) await sleep(wait);
+      }
+      if (this.opts.rate) {
+        const slot = Math.max(now(), lastSlot + 1000 / this.opts.rate);
+        lastSlot = slot;
+        const wait = slot - now();
+        if (wait > 1) await sleep(wait);
+      }
+      await this.dispatch(p);
+      await this.writer?.drained();
+      this.emit('progress', this.summary);
+    }
+  }
+
+  /** Filter, rewrite, and send one request (or hand it to the middleware). */
+  private async dispatch(p: Payload): Promise<void> {
+    let view: RequestView;
+    try {
+      view = requestView(p);
+    } catch {
+      this.summary.malformed++;
+      return;
+    }
+    const v = verdict(this.opts.selection ?? {}, view);
+    if (v === 'filtered') { this.summary.filtered++; return; }
+    if (v === 'side-effect') { this.summary.heldBack++; return; }
+    if (v === 'sampled-out') { this.summary.sampledOut++; return; }
+    if (this.middleware && p.protocol === 'http1') {
+      this.atMiddleware.set(p.id, p);
+      this.middleware.send(p);
+      return;
+    }
+    await this.sendView(p, view);
+  }
+
+  private async sendView(p: Payload, view: RequestView): Promise<void> {
+    if (this.opts.transform && this.opts.transform(view, p) === false) { this.summary.filtered++; return; }
+    rewrite(this.opts.selection ?? {}, view);
+    if (this.prefix && view.protocol !== 'dubbo') view.setTarget(this.prefix + view.target());
+    // Bounded: wait while as many requests are in flight as connections can carry (plus a queue as deep).
+    while (this.inFlight.size >= this.opts.workers * 2) await Promise.race(this.inFlight);
+    const job = this.send(p, view).finally(() => this.inFlight.delete(job));
+    this.inFlight.add(job);
+  }
+
+  private async send(p: Payload, view: RequestView): Promise<void> {
+    this.summary.sent++;
+    this.sentIds.add(p.id);
+    const request: Payload = { ...p, timestamp: msToNs(now()) };
+    let result: SendResult;
+    if (view instanceof Http1Request) {
+      request.raw = view.bytes();
+      result = await this.via(p, 'http1', (pool) => (pool as TargetPool).send(request.raw!));
+    } else if (p.protocol === 'dubbo') {
+      result = await this.via(p, 'dubbo', (pool) => (pool as TargetPool).send(p.raw!));
+    } else {
+      const proto = p.protocol as 'http2' | 'grpc';
+      result = await this.via(p, 'http2', (pool) => (pool as Http2Target).send(proto, p.http2!));
+    }
+    this.writer?.write(request);
+    if (result.record && result.record.response !== null) {
+      this.summary.answered++;
+      this.latencies.push(result.latency);
+      const key = codeClass(result.record);
+      this.summary.byCode[key] = (this.summary.byCode[key] ?? 0) + 1;
+      this.emit('record', result.record, p.id);
+      const replayed = answerPayload(p, result);
+      if (replayed) {
+        this.writer?.write(replayed);
+        if (this.middleware && replayed.raw) this.middleware.send(replayed);
+      }
+    } else {
+      const why = result.error ?? 'no answer';
+      this.summary.failed++;
+      this.summary.errors[why] = (this.summary.errors[why] ?? 0) + 1;
+      this.emit('failure', why, p.id);
+    }
+  }
+
+  /** Send on the shared pool, or on the request's own session connection, in its order. */
+  private async via(p: Payload, kind: 'http1' | 'dubbo' | 'http2', fn: (pool: TargetPool | Http2Target) => Promise<SendResult>): Promise<SendResult> {
+    if (!this.opts.sessions || !p.connection) return fn(this.pool(kind, kind, this.opts.workers));
+    const key = `${kind} ${p.connection}`;
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = { pool: kind === 'http2' ? new Http2Target(this.target, 1, this.opts) : new TargetPool(this.target, kind, 1, this.opts), chain: Promise.resolve() };
+      this.sessions.set(key, s);
+    }
+    const session = s;
+    const run = session.chain.then(() => fn(session.pool));
+    session.chain = run.then(() => {}, () => {});
+    return run;
+  }
+
+  private pool(key: string, kind: 'http1' | 'dubbo' | 'http2', size: number): TargetPool | Http2Target {
+    let pool = this.pools.get(key);
+    if (!pool) {
+      pool = kind === 'http2' ? new Http2Target(this.target, size * 16, this.opts) : new TargetPool(this.target, kind, size, this.opts);
+      this.pools.set(key, pool);
+    }
+    return pool;
+  }
+
+  private startMiddleware(command: string): void {
+    const mw = new Middleware(command);
+    this.middleware = mw;
+    mw.on('payload', (back) => {
+      if (back.type !== 1) return;
+      const orig = this.atMiddleware.get(back.id);
+      if (!orig) return;
+      this.atMiddleware.delete(back.id);
+      let view: RequestView;
+      try {
+        view = requestView({ ...orig, raw: back.raw });
+      } catch {
+        this.summary.malformed++;
+        return;
+      }
+      const job = this.sendView({ ...orig, raw: back.raw }, view);
+      this.inFlight.add(job);
+      void job.finally(() => this.inFlight.delete(job));
+    });
+    mw.on('exit', (why) => { if (!this.stopped) this.summary.stoppedBy = why; });
+  }
+}
+
+/** The replayed answer as a type-3 payload, from the record's wire. */
+function answerPayload(request: Payload, r: SendResult): Payload | null {
+  const wire = r.record ? wireOf(r.record) : undefined;
+  if (!wire || !wire.response) return null;
+  const base = { type: 3 as const, id: request.id, timestamp: msToNs(now()), latency: msToNs(r.latency), protocol: request.protocol };
+  if (wire.protocol === 'http1' || wire.protocol === 'dubbo') return { ...base, raw: wire.response, ...(wire.responseCut ? { cut: true } : {}) };
+  const half = wire.response as Exclude<typeof wire.response, Buffer>;
+  return { ...base, http2: half, ...(half.bodyCut ? { cut: true } : {}) };
+}
+
+function codeClass(r: AnyRecord): string {
+  if (r.protocol === 'http1' || r.protocol === 'http2') return r.code === null ? 'no status' : `${Math.floor(r.code / 100)}xx`;
+  return `${r.protocol} ${r.code ?? 'none'}`;
+}
+
+function percentiles(xs: number[]): { p50: number | null; p99: number | null } {
+  if (xs.length === 0) return { p50: null, p99: null };
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q: number) => Math.round(s[Math.min(s.length - 1, Math.floor(q * s.length))] * 1000) / 1000;
+  return { p50: at(0.5), p99: at(0.99) };
+}
