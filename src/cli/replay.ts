@@ -160,7 +160,8 @@ async function liveCapture(iface: string, ports: number[], duration: number | un
     const check = setInterval(() => { if (err.includes('listening on')) { clearInterval(check); resolve(null); } }, 20);
     p.once('exit', (code) => {
       clearInterval(check);
-      const why = err.trim().split('\n').filter((l) => !l.startsWith('tcpdump: listening')).pop() ?? `exit ${code}`;
+      // tcpdump's first complaint names the interface; a second line often only repeats the errno text.
+      const why = err.trim().split('\n').find((l) => l.trim() && !l.startsWith('tcpdump: listening'))?.replace(/^tcpdump: /, '') ?? `exit ${code}`;
       resolve(/permission|not permitted/i.test(why) ? `no permission to capture on ${iface} (run as root or give tcpdump CAP_NET_RAW): ${why}` : `tcpdump: ${why}`);
     });
   });

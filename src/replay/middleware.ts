@@ -45,7 +45,8 @@ export class Middleware extends EventEmitter<MiddlewareEvents> {
     this.child.stdin!.end();
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => { this.child.kill(); resolve(); }, ms);
-      this.child.once('exit', () => { clearTimeout(t); resolve(); });
+      // 'close', not 'exit': the last lines it wrote are read by then.
+      this.child.once('close', () => { clearTimeout(t); resolve(); });
     });
   }
 

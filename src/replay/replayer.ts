@@ -98,6 +98,7 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
   private middleware: Middleware | null = null;
   private readonly atMiddleware = new Map<string, Payload>();
   private stopped = false;
+  private endingMiddleware = false;
 
   constructor(options: ReplayOptions) {
     super();
@@ -125,6 +126,7 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
       } while (this.opts.loop && !this.stopped && !this.summary.stoppedBy);
       await Promise.all(this.inFlight);
       if (this.middleware && !this.middleware.exited) {
+        this.endingMiddleware = true; // its exit now is the end we asked for, not a failure
         await this.middleware.end();
         await Promise.all(this.inFlight);
       }
@@ -283,7 +285,7 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
       this.inFlight.add(job);
       void job.finally(() => this.inFlight.delete(job));
     });
-    mw.on('exit', (why) => { if (!this.stopped) this.summary.stoppedBy = why; });
+    mw.on('exit', (why) => { if (!this.stopped && !this.endingMiddleware) this.summary.stoppedBy = why; });
   }
 }
 
