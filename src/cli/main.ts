@@ -6,6 +6,8 @@ import type { PluginHost } from '../plugins/host.js';
 import { protocols } from '../pipeline/protocols.js';
 import { formatTableRow, TABLE_HEADER } from './table.js';
 import { record, RECORD_USAGE, replay, REPLAY_USAGE } from './replay.js';
+import { SELECT_FLAGS, SELECT_HELP, selectionFrom } from './select-flags.js';
+import type { MirrorOptions } from '../replay/mirror.js';
 import { hostPort, makeSink, outSpec, parseFlags, UsageError, usageFailure, wholeNumber, withPlugins, type OutSpec } from './common.js';
 
 const USAGE = `usage: flowtap <command> [options]
@@ -41,6 +43,13 @@ options:
                          (masked as "***" by default)
   --plugin FILE          a plugin module (its default export); repeatable
   --plugin-worker FILE   the same, its hooks in a worker thread with a hard timeout; repeatable
+  --mirror URL           copy every complete request to this shadow (http://HOST:PORT) as well; its
+                         answers are discarded, and a slow or dead shadow never slows the primary
+                         (bounded queue, drops counted); repeatable
+  --mirror-queue N       copies waiting per shadow before new ones are dropped (default 1000)
+  --rate N | N%          mirror at most N requests a second (the rest dropped, counted) or N% of them
+with --mirror, replay's selection and rewrite flags apply to the copies:
+${SELECT_HELP}
   -h, --help             show this help
 
 On a terminal a one-line status (connections, records, drops) is kept up to date.
@@ -147,6 +156,7 @@ function dump(args: string[]): Promise<number> | number {
       decode: { type: 'string' }, 'trace-key': { type: 'string', multiple: true }, 'span-key': { type: 'string', multiple: true },
       'body-capture': { type: 'string' }, 'no-mask': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       plugin: { type: 'string', multiple: true }, 'plugin-worker': { type: 'string', multiple: true },
+      mirror: { type: 'string', multiple: true }, 'mirror-queue': { type: 'string' }, rate: { type: 'string' }, ...SELECT_FLAGS,
     },
   });
   const v = parsed.values;
@@ -158,6 +168,8 @@ function dump(args: string[]): Promise<number> | number {
   if (v.decode !== undefined && !/^[a-z0-9-]+$/.test(v.decode)) throw new UsageError(`--decode: "${v.decode}" is not a protocol name`);
   const outs = (v.out ?? ['jsonl:-']).map(outSpec);
   const bodyCapture = v['body-capture'] === undefined ? 4096 : wholeNumber('--body-capture', v['body-capture']);
+  const mirror = v.mirror?.length ? mirrorOptions(v) : undefined;
+  if (!mirror && (v.rate !== undefined || v['mirror-queue'] !== undefined)) throw new UsageError('--rate and --mirror-queue go with --mirror URL');
   return withPlugins(v.plugin, v['plugin-worker'], async (host) => {
     const known = host?.allProtocols ?? protocols;
     if (v.decode !== undefined && !known.some((p) => p.name === v.decode)) {
@@ -165,7 +177,7 @@ function dump(args: string[]): Promise<number> | number {
     }
     return runDump({
       listen, upstream: { host: upstream.host!, port: upstream.port }, outs, protocol: v.decode,
-      traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [], mask: !v['no-mask'], bodyCapture, host,
+      traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [], mask: !v['no-mask'], bodyCapture, host, mirror,
     });
   }, DUMP_USAGE);
 }
@@ -173,13 +185,18 @@ function dump(args: string[]): Promise<number> | number {
 async function runDump(o: {
   listen: { host: string | undefined; port: number }; upstream: { host: string; port: number }; outs: OutSpec[];
   protocol: string | undefined; traceKeys: string[]; spanKeys: string[]; bodyCapture: number; mask: boolean;
-  host: PluginHost | null;
+  host: PluginHost | null; mirror?: MirrorOptions;
 }): Promise<number> {
   const { TapProxy } = await import('../pipeline/tap-proxy.js');
   const sinks = await Promise.all(o.outs.map((out) => makeSink(out)));
+  let mirror;
+  if (o.mirror) {
+    const { Mirror } = await import('../replay/mirror.js');
+    try { mirror = new Mirror(o.mirror); } catch (e) { process.stderr.write(`flowtap: ${(e as Error).message}\n`); return 2; }
+  }
   const proxy = new TapProxy({
     listen: { host: o.listen.host, port: o.listen.port }, upstream: o.upstream, protocol: o.protocol,
-    traceKeys: o.traceKeys, spanKeys: o.spanKeys, bodyCapture: o.bodyCapture, protocols: o.host?.allProtocols,
+    traceKeys: o.traceKeys, spanKeys: o.spanKeys, bodyCapture: o.bodyCapture, protocols: o.host?.allProtocols, mirror,
   });
   const { mask, pipeline, tee } = await import('../pipeline/stages.js');
   const stages = [...(o.host ? [o.host.stage()] : []), ...(o.mask ? [mask()] : []), tee(...sinks)];
@@ -206,7 +223,28 @@ async function runDump(o: {
   if (ticker) { clearInterval(ticker); status(); process.stderr.write('\n'); }
   await proxy.close();
   await Promise.all(sinks.map((s) => s.close()));
+  if (mirror) {
+    mirror.close();
+    for (const s of mirror.stats) {
+      process.stderr.write(`flowtap: mirror ${s.target}: ${s.mirrored} mirrored, ${s.answered} answered, ${s.failed} failed, `
+        + `${s.dropped} dropped (queue full or over --rate), ${s.skipped} not mirrored (filters)\n`);
+    }
+  }
   return 0;
+}
+
+/** --mirror and the flags that shape what is copied. */
+function mirrorOptions(v: Parameters<typeof selectionFrom>[0] & { mirror?: string[]; 'mirror-queue'?: string; rate?: string }): MirrorOptions {
+  const selection = selectionFrom(v);
+  selection.allowSideEffects = true; // a mirror copies what production does; filters say what not to copy
+  let rate: number | undefined;
+  if (v.rate !== undefined) {
+    const m = /^(\d+(?:\.\d+)?)(%?)$/.exec(v.rate);
+    if (!m || Number(m[1]) <= 0) throw new UsageError(`--rate takes N (per second) or N% (sampling), not "${v.rate}"`);
+    if (m[2]) selection.samplePercent = Number(m[1]);
+    else rate = Number(m[1]);
+  }
+  return { targets: v.mirror!, queue: v['mirror-queue'] === undefined ? 1000 : wholeNumber('--mirror-queue', v['mirror-queue']), selection, rate };
 }
 
 async function readFile(

@@ -27,6 +27,12 @@ export interface TapProxyOptions extends SessionOptions {
   connectTimeout?: number;
   /** A request unanswered this long becomes a `timeout` record, ms. Default 60 000. */
   timeout?: number;
+  /**
+   * Copy every complete request to shadow targets: a `Mirror` from `flowtap/replay` (or anything with
+   * `write(record)`). It gets each record first, with its wire bytes (`keepRaw` defaults to 1 MiB then);
+   * it must never block, and forwarding never waits for it.
+   */
+  mirror?: { write(record: AnyRecord): void };
 }
 
 export interface Upstream { host: string; port: number }
@@ -123,6 +129,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
     try {
       conversation = new Conversation({
         ...this.opts,
+        keepRaw: this.opts.keepRaw ?? (this.opts.mirror ? 1 << 20 : undefined),
         client: clientPeer, server: upstreamPeer, connectionId,
         protocol: this.opts.protocol ?? 'auto',
         onRecord: (r) => this.record(r),
@@ -216,6 +223,9 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
   /** Each `record` listener on its own behind the boundary: one that throws does not starve the others. */
   private record(r: AnyRecord): void {
     this.stats.records++;
+    if (this.opts.mirror) {
+      try { this.opts.mirror.write(r); } catch (e) { this.emit('tapError', e as Error, { connectionId: r.connectionId, client: r.client, upstream: r.server }); }
+    }
     for (const listener of this.listeners('record')) deliver(listener, r, this.reportUserError);
   }
 

@@ -13,3 +13,5 @@ export type { RequestView } from './request.js';
 export { headerRule, headerRewrite, urlRewrite, rewrite, verdict } from './select.js';
 export type { HeaderRule, Selection, Verdict } from './select.js';
 export { Middleware } from './middleware.js';
+export { Mirror } from './mirror.js';
+export type { MirrorEvents, MirrorOptions, ShadowStats } from './mirror.js';
