@@ -225,6 +225,46 @@ describe('replay timing, rate, filters and rewrites', () => {
   });
 });
 
+describe('replay connections and the typed hook', () => {
+  it('--sessions reproduces the original connections: each one\'s requests on one connection of its own, in order', async () => {
+    const sockets = new Map<string, string[]>();
+    const server = http.createServer((q, s) => {
+      const key = `${q.socket.remotePort}`;
+      sockets.set(key, [...(sockets.get(key) ?? []), q.url!]);
+      s.end('ok');
+    });
+    const port = await listen(server);
+    const dir = tempDir();
+    const { encodeFtr, FTR_HEADER } = await import('../src/replay/index.js');
+    // Two original connections, interleaved in time.
+    const lines = [FTR_HEADER + '\n'];
+    for (let i = 0; i < 6; i++) {
+      const conn = i % 2 === 0 ? '10.0.0.1:1111 1' : '10.0.0.2:2222 2';
+      lines.push(encodeFtr({ type: 1, id: id(i), timestamp: T0 + ms(i), latency: -1n, protocol: 'http1', connection: conn,
+        raw: Buffer.from(`GET /${conn.slice(0, 8)}/${i} HTTP/1.1\r\nHost: x\r\n\r\n`) }));
+    }
+    writeFileSync(join(dir, 's.ftr'), lines.join(''));
+    const r = await runAsync('node', [CLI, 'replay', join(dir, 's.ftr'), '--target', `http://127.0.0.1:${port}`, '--speed', 'max', '--sessions']);
+    expect(r.status, r.stderr).toBe(0);
+    expect([...sockets.values()].sort()).toEqual([['/10.0.0.1/0', '/10.0.0.1/2', '/10.0.0.1/4'], ['/10.0.0.2/1', '/10.0.0.2/3', '/10.0.0.2/5']]);
+  });
+
+  it('replay({ transform }): the hook edits requests in place and drops those it returns false for', async () => {
+    const up = await target();
+    const dir = tempDir();
+    writeFileSync(join(dir, 'h.gor'), Buffer.concat(['/a', '/b', '/c'].map((p, i) => gor(1, id(i), T0 + ms(i), `GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`))));
+    const s = await new Replayer({
+      target: up.url, speed: 'max',
+      transform(req) {
+        if (req.target() === '/b') return false;
+        req.setHeader('X-Hook', req.target());
+      },
+    }).run([join(dir, 'h.gor')]);
+    expect(s).toMatchObject({ sent: 2, answered: 2, filtered: 1 });
+    expect(up.seen.map((x) => [x.url, x.headers['x-hook']])).toEqual([['/a', '/a'], ['/c', '/c']]);
+  });
+});
+
 describe('middleware (GoReplay protocol)', () => {
   // Written from the protocol in the issue: hex lines in, hex lines out; no flowtap code.
   const script = `

@@ -2,8 +2,16 @@
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { parseSpeed, parseWait, selectionFrom, SELECT_FLAGS, SELECT_HELP } from './select-flags.js';
-import { hostPort, makeSink, outSpec, parseFlags, UsageError, wholeNumber } from './common.js';
+import { hostPort, makeSink, outSpec, parseFlags, UsageError, wholeNumber, withPlugins } from './common.js';
+import type { PluginHost } from '../plugins/host.js';
 import type { AnyRecord } from '../records/types.js';
+import { attachWire, wireOf } from '../records/wire.js';
+
+/** A hook's changed copy of a record still records the original's wire bytes. */
+function withWireOf(original: AnyRecord, copy: AnyRecord): AnyRecord {
+  const w = wireOf(original);
+  return w ? attachWire(copy, w) : copy;
+}
 
 export const RECORD_USAGE = `usage: flowtap record (-i IFACE --port PORT... | --pcap FILE | --listen [HOST:]PORT --upstream HOST:PORT) -o FILE [options]
 
@@ -22,6 +30,8 @@ options:
   --size-limit BYTES     start FILE_1, FILE_2, ... past this size (each file numbered FILE_0 onwards)
   --body-cap BYTES       bytes kept of each message (default 1048576); longer ones are kept cut, marked
   --duration SECONDS     stop after this long (live capture and proxy; default: until SIGINT/SIGTERM)
+  --plugin FILE          a plugin (docs/plugins.md): its protocols are detected, a record its hooks drop
+                         is not recorded; repeatable (--plugin-worker FILE: hooks in a worker thread)
   -h, --help             show this help
 
 At the end it prints what was recorded and, for a live capture, what libpcap reports: packets received
@@ -51,6 +61,7 @@ ${SELECT_HELP}
 output:
   --out FILE             write the requests sent (type 1), the recorded answers (2) and the replayed ones (3)
   --records SPEC         exchange records of the replay: jsonl:PATH, es:URL, splunk:URL, clickhouse:URL
+  --plugin FILE          plugin hooks over those records; repeatable (--plugin-worker FILE: in a worker)
   -h, --help             show this help
 
 exit status: 0 every request sent was answered; 1 some were not (refused, reset, timed out) or the
@@ -63,6 +74,7 @@ export function record(args: string[]): Promise<number> | number {
       interface: { type: 'string', short: 'i' }, port: { type: 'string', multiple: true }, pcap: { type: 'string' },
       listen: { type: 'string' }, upstream: { type: 'string' }, output: { type: 'string', short: 'o' },
       'size-limit': { type: 'string' }, 'body-cap': { type: 'string' }, duration: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      plugin: { type: 'string', multiple: true }, 'plugin-worker': { type: 'string', multiple: true },
     },
   });
   void positionals;
@@ -76,21 +88,26 @@ export function record(args: string[]): Promise<number> | number {
   const keepRaw = v['body-cap'] === undefined ? 1 << 20 : wholeNumber('--body-cap', v['body-cap']);
   const sizeLimit = v['size-limit'] === undefined ? undefined : wholeNumber('--size-limit', v['size-limit']);
   const duration = v.duration === undefined ? undefined : wholeNumber('--duration', v.duration) * 1000;
-  return runRecord({ iface: v.interface, ports, pcap: v.pcap, listen: v.listen, upstream: v.upstream, output: v.output, keepRaw, sizeLimit, duration });
+  return withPlugins(v.plugin, v['plugin-worker'], (host) => runRecord({
+    iface: v.interface, ports, pcap: v.pcap, listen: v.listen, upstream: v.upstream, output: v.output!, keepRaw, sizeLimit, duration, host,
+  }), RECORD_USAGE);
 }
 
 async function runRecord(o: {
   iface?: string; ports: number[]; pcap?: string; listen?: string; upstream?: string; output: string;
-  keepRaw: number; sizeLimit?: number; duration?: number;
+  keepRaw: number; sizeLimit?: number; duration?: number; host: PluginHost | null;
 }): Promise<number> {
   const { Recorder } = await import('../replay/recorder.js');
   const recorder = new Recorder(o.output, { sizeLimit: o.sizeLimit });
-  const onRecord = (r: AnyRecord) => { recorder.record(r); };
+  // Hooks see the record first; the recorder writes what they pass on (a copy keeps no wire: see wireOf).
+  const write = (r: AnyRecord) => { recorder.record(r); };
+  const onRecord = o.host ? (r: AnyRecord) => o.host!.process(r, (out) => write(out === r ? r : withWireOf(r, out))) : write;
+  const protocols = o.host?.allProtocols;
   let pcapStats = '';
   let code = 0;
   if (o.pcap !== undefined || o.iface !== undefined) {
     const { CaptureDecoder } = await import('../capture/read.js');
-    const dec = new CaptureDecoder({ keepRaw: o.keepRaw }, onRecord);
+    const dec = new CaptureDecoder({ keepRaw: o.keepRaw, protocols }, onRecord);
     if (o.pcap !== undefined) {
       try {
         for await (const chunk of createReadStream(o.pcap, { highWaterMark: 1 << 20 })) {
@@ -115,7 +132,7 @@ async function runRecord(o: {
     const { TapProxy } = await import('../pipeline/tap-proxy.js');
     const listen = hostPort('--listen', o.listen!, '127.0.0.1');
     const up = hostPort('--upstream', o.upstream!, null);
-    const proxy = new TapProxy({ listen: { host: listen.host, port: listen.port }, upstream: { host: up.host!, port: up.port }, keepRaw: o.keepRaw });
+    const proxy = new TapProxy({ listen: { host: listen.host, port: listen.port }, upstream: { host: up.host!, port: up.port }, keepRaw: o.keepRaw, protocols });
     proxy.on('record', onRecord);
     try {
       await proxy.listen();
@@ -128,6 +145,7 @@ async function runRecord(o: {
     await untilStopped(o.duration);
     await proxy.close();
   }
+  await o.host?.drain();
   await recorder.close();
   const s = recorder.stats;
   const notes = [s.unrecordable && `${s.unrecordable} without request bytes (not recorded)`, s.notHttp1 && `${s.notHttp1} not HTTP/1 (a .gor file holds HTTP/1 only: use a flowtap recording)`,
@@ -184,6 +202,7 @@ export function replay(args: string[]): Promise<number> | number {
       workers: { type: 'string' }, sessions: { type: 'boolean' }, 'keep-host': { type: 'boolean' }, timeout: { type: 'string' },
       rate: { type: 'string' }, middleware: { type: 'string' }, out: { type: 'string' }, records: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' }, ...SELECT_FLAGS,
+      plugin: { type: 'string', multiple: true }, 'plugin-worker': { type: 'string', multiple: true },
     },
   });
   if (v.help) { process.stdout.write(REPLAY_USAGE + '\n'); return 0; }
@@ -200,14 +219,16 @@ export function replay(args: string[]): Promise<number> | number {
   const workers = v.workers === undefined ? 8 : wholeNumber('--workers', v.workers);
   if (workers < 1) throw new UsageError('--workers takes at least 1');
   const records = (v.records ?? []).map(outSpec);
-  return runReplay(positionals, {
+  const opts = {
     target: v.target, speed: v.speed === undefined ? 1 : parseSpeed(v.speed), maxWait: v['max-wait'] === undefined ? undefined : parseWait('--max-wait', v['max-wait']),
     loop: v.loop ?? false, workers, sessions: v.sessions ?? false, keepHost: v['keep-host'] ?? false, rate,
     timeout: v.timeout === undefined ? 10_000 : parseWait('--timeout', v.timeout), selection, middleware: v.middleware, out: v.out,
-  }, records);
+  };
+  return withPlugins(v.plugin, v['plugin-worker'], (host) => runReplay(positionals, opts, records, host), REPLAY_USAGE);
 }
 
-async function runReplay(files: string[], opts: import('../replay/replayer.js').ReplayOptions, records: import('./common.js').OutSpec[]): Promise<number> {
+async function runReplay(files: string[], opts: import('../replay/replayer.js').ReplayOptions, records: import('./common.js').OutSpec[],
+  host: PluginHost | null): Promise<number> {
   const { Replayer } = await import('../replay/replayer.js');
   const { RecordingError } = await import('../replay/files.js');
   let replayer;
@@ -218,7 +239,8 @@ async function runReplay(files: string[], opts: import('../replay/replayer.js').
     return 2;
   }
   const sinks = await Promise.all(records.map(makeSink));
-  if (sinks.length) replayer.on('record', (r) => { for (const s of sinks) s.write(r); });
+  const toSinks = (r: AnyRecord) => { for (const s of sinks) s.write(r); };
+  if (sinks.length) replayer.on('record', host ? (r) => host.process(r, toSinks) : toSinks);
   const tty = process.stderr.isTTY;
   let last = 0;
   if (tty) replayer.on('progress', (s) => {
@@ -238,6 +260,7 @@ async function runReplay(files: string[], opts: import('../replay/replayer.js').
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
+    await host?.drain();
     await Promise.all(sinks.map((s) => s.close()));
   }
   if (tty) process.stderr.write('\n');
