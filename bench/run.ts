@@ -9,9 +9,10 @@ import { benchGrpc } from './grpc.js';
 import { benchHttp2 } from './http2.js';
 import { benchPlugins } from './plugins.js';
 import { benchProxy } from './proxy.js';
+import { benchReplay } from './replay.js';
 import type { BenchResult } from './measure.js';
 
-const benches: Record<string, () => BenchResult | Promise<BenchResult>> = { http1: benchHttp1, dubbo: benchDubbo, http2: benchHttp2, grpc: benchGrpc, plugins: benchPlugins, proxy: benchProxy, bpf: benchBpf };
+const benches: Record<string, () => BenchResult | Promise<BenchResult>> = { http1: benchHttp1, dubbo: benchDubbo, http2: benchHttp2, grpc: benchGrpc, plugins: benchPlugins, replay: benchReplay, proxy: benchProxy, bpf: benchBpf };
 const only = process.argv.slice(2);
 const all: BenchResult[] = [];
 for (const [name, run] of Object.entries(benches)) {
