@@ -1,6 +1,6 @@
 /** Record and replay: GoReplay's files and flags against real servers, on flowtap's decoders. */
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { gzipSync, gunzipSync } from 'node:zlib';
@@ -376,7 +376,21 @@ describe('record, then replay through the API, with type-3 output', () => {
     const again = await target();
     const r = await runAsync('node', [CLI, 'replay', join(dir, 'live.gor'), '--target', again.url, '--speed', 'max']);
     expect(r.status, r.stderr).toBe(0);
-    expect(again.seen.map((s) => s.url)).toEqual(Array.from({ length: 10 }, (_, i) => `/live/${i}`));
+    expect(again.seen.map((s) => s.url).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `/live/${i}`).sort());
+  });
+
+  const httpv1 = new URL('../../shared/conformance/deepflow/httpv1.pcap', import.meta.url).pathname;
+  it.skipIf(!existsSync(httpv1))('record --pcap: a capture file (DeepFlow httpv1.pcap) to .gor, the request and response as captured', async () => {
+    const dir = tempDir();
+    const r = await runAsync('node', [CLI, 'record', '--pcap', httpv1, '-o', join(dir, 'c.gor')]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/flowtap: 1 exchanges recorded to .*c\.gor\n/);
+    const p = strictGor(readFileSync(join(dir, 'c.gor')));
+    expect(p.map((x) => x.type)).toEqual(['1', '2']);
+    expect(p[0].payload.toString('latin1')).toMatch(/^POST \/query\?1590632942 HTTP\/1\.1\r\nHost: rq\.cct\.cloud\.duba\.net\r\n/);
+    expect(p[0].payload.length).toBe(231); // the record's requestSize: every byte of it
+    expect(p[1].payload.length).toBe(227);
+    expect(Number(p[0].ts) / 1e6).toBeCloseTo(1590632942971.698, 0);
   });
 
   it('record: one clear sentence when tcpdump is missing or the interface does not exist', () => {

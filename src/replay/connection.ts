@@ -1,142 +1,253 @@
 /**
- * One connection to a replay or mirror target for HTTP/1 or Dubbo. What it sends and what comes back are
- * fed to a flowtap Conversation, so answers are decoded by flowtap's own decoders and paired by its
- * pairer; each send resolves with the record of its exchange (its wire kept, for type-3 payloads).
+ * One connection to a replay or mirror target for HTTP/1 or Dubbo. Answers are decoded by flowtap's own
+ * decoders. HTTP/1: a response decoder only — what we send is already known, so it is not decoded again
+ * unless someone asks for the exchange's record (built then, on first use). Dubbo: a Conversation, which
+ * pairs answers by request id; every frame gets a fresh id on this connection, and a provider's heartbeats
+ * are answered.
  */
 import net from 'node:net';
-import { Conversation } from '../pipeline/conversation.js';
-import type { AnyRecord } from '../records/types.js';
 import { DubboDecoder } from '../codecs/dubbo/decoder.js';
 import { encodeHeartbeat } from '../codecs/dubbo/encoder.js';
+import { Http1Decoder, type Http1Message } from '../codecs/http1/decoder.js';
+import { Conversation } from '../pipeline/conversation.js';
+import { http1Record } from '../records/http1.js';
+import type { AnyRecord, Peer } from '../records/types.js';
+import { attachWire, wireOf, type Http2Half } from '../records/wire.js';
 
 export interface Target { host: string; port: number }
 
 export interface SendResult {
-  /** The replayed exchange (its response null when none came). */
-  record: AnyRecord | null;
+  /** HTTP status, grpc-status, Dubbo status byte of the answer; null when none came. */
+  code: number | null;
+  /** The answer as it crossed the wire (for type-3 payloads); null when none came. */
+  answer: { raw?: Buffer; http2?: Http2Half; cut: boolean } | null;
   /** Why there is no answer: refused, reset, timed out. */
   error: string | null;
   /** ms from the first byte sent to the answer (or the failure). */
   latency: number;
+  /** The replayed exchange as a record (built on first call), or null without an answer. */
+  record(): AnyRecord | null;
 }
 
-interface InFlight { key: string; sent: number; done: (r: SendResult) => void; timer: NodeJS.Timeout }
+interface InFlight {
+  /** The socket it was written to: that socket's end fails it, no other's. */
+  socket: net.Socket;
+  request: Buffer;
+  method: string;
+  key: string;
+  sent: number;
+  deadline: number;
+  interim: number[];
+  done: (r: SendResult) => void;
+}
 
 const now = () => performance.timeOrigin + performance.now();
+const none = () => null;
 let nextConnection = 1;
+
+export function failed(error: string, latency: number): SendResult {
+  return { code: null, answer: null, error, latency, record: none };
+}
 
 export class TargetConnection {
   private socket: net.Socket | null = null;
-  private conversation: Conversation | null = null;
   private connecting: Promise<void> | null = null;
   private readonly inFlight: InFlight[] = [];
   private nextId = 1n;
   private closed = false;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly peer: Peer;
+  private readonly local: Peer = { ip: '', port: 0 };
+  private connectionId = '';
+  // Per socket: the answer decoder (HTTP/1) or conversation (Dubbo).
+  private responses: Http1Decoder | null = null;
+  private conversation: Conversation | null = null;
 
   constructor(
     private readonly target: Target,
     private readonly protocol: 'http1' | 'dubbo',
     private readonly opts: { timeout: number; keepRaw: number; connectTimeout?: number },
-  ) {}
-
-  get busy(): number {
-    return this.inFlight.length;
+  ) {
+    this.peer = { ip: target.host, port: target.port };
   }
 
-  /**
-   * Send one request. HTTP/1 answers come in order; a Dubbo frame gets a fresh id for this connection
-   * (the recorded one may clash with another connection's) and is paired by it.
-   */
-  async send(request: Buffer): Promise<SendResult> {
+  /** Send one request (`method`: its HTTP method, for framing the answer to HEAD). */
+  async send(request: Buffer, method = 'GET'): Promise<SendResult> {
     const started = now();
-    try {
-      await this.connect();
-    } catch (e) {
-      return { record: null, error: (e as Error).message, latency: now() - started };
+    if (!this.socket || this.connecting || this.socket.destroyed) {
+      try {
+        await this.connect();
+      } catch (e) {
+        return failed((e as Error).message, now() - started);
+      }
     }
     let bytes = request;
     let key = '';
     if (this.protocol === 'dubbo') {
+      // The recorded id may clash with another connection's: a fresh one, paired by it.
       bytes = Buffer.from(request);
       const id = this.nextId++;
       bytes.writeBigUInt64BE(id, 4);
       key = String(id);
     }
-    return new Promise<SendResult>((resolve) => {
-      const timer = setTimeout(() => this.finish(entry, { record: null, error: `no answer within ${this.opts.timeout} ms`, latency: now() - started }),
-        this.opts.timeout);
-      const entry: InFlight = { key, sent: started, done: resolve, timer };
-      this.inFlight.push(entry);
-      this.conversation!.write('client', bytes, now());
+    return new Promise<SendResult>((done) => {
+      this.inFlight.push({ socket: this.socket!, request: bytes, method, key, sent: started, deadline: started + this.opts.timeout, interim: [], done });
+      this.arm();
+      this.conversation?.write('client', bytes, now());
       this.socket!.write(bytes);
     });
   }
 
   close(): void {
     this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
     this.socket?.destroy();
     this.fail('the replay ended');
   }
 
+  /** One timer per connection, for the oldest request in flight (not one per request). */
+  private arm(): void {
+    const head = this.inFlight[0];
+    if (!head || this.timer) return;
+    const ms = Math.max(1, head.deadline - now());
+    this.timer = setTimeout(() => this.expire(), ms);
+    this.timer.unref();
+  }
+
+  private expire(): void {
+    this.timer = null;
+    const t = now() + 1; // timers may fire a little early
+    let expired: net.Socket | null = null;
+    for (const e of [...this.inFlight]) {
+      if (e.deadline > t) continue;
+      expired = e.socket;
+      this.finish(e, failed(`no answer within ${this.opts.timeout} ms`, t - e.sent));
+    }
+    // An HTTP/1 connection that missed an answer cannot pair the next one: the next send starts afresh.
+    if (expired && this.protocol === 'http1') this.drop(expired);
+    this.arm();
+  }
+
   private connect(): Promise<void> {
-    if (this.socket && !this.socket.destroyed && !this.connecting) return Promise.resolve();
     if (this.connecting) return this.connecting;
     if (this.closed) return Promise.reject(new Error('connection closed'));
     const s = net.connect({ host: this.target.host, port: this.target.port });
     s.setNoDelay(true);
     this.socket = s;
-    const local = { ip: '', port: 0 };
-    this.conversation = new Conversation({
-      client: local, server: { ip: this.target.host, port: this.target.port }, connectionId: `replay-${nextConnection++}`,
-      protocol: this.protocol, keepRaw: this.opts.keepRaw, onRecord: (r) => this.answered(r),
-    });
+    this.connectionId = `replay-${nextConnection++}`;
+    if (this.protocol === 'http1') {
+      const decoder = new Http1Decoder({
+        type: 'response', keepRaw: this.opts.keepRaw, bodyCapture: 4096,
+        requestMethod: () => this.inFlight[0]?.method,
+        onMessage: (m) => this.answered(m),
+        onError: (e) => { const head = this.inFlight[0]; if (head) this.finish(head, failed(`answer ${e.code}: ${e.reason}`, now() - head.sent)); },
+      });
+      this.responses = decoder;
+      s.on('data', (d: Buffer) => decoder.write(d, now()));
+      s.on('end', () => decoder.end(now()));
+    } else {
+      const conversation = new Conversation({
+        client: this.local, server: this.peer, connectionId: this.connectionId, protocol: 'dubbo', keepRaw: this.opts.keepRaw,
+        onRecord: (r) => this.answeredDubbo(r),
+      });
+      this.conversation = conversation;
+      // Heartbeats are not exchanges (no record carries them): a decoder of their own finds them.
+      const heartbeats = new DubboDecoder({
+        onMessage: (m) => { if (m.event && m.type === 'request' && m.twoWay) s.write(encodeHeartbeat(BigInt(m.requestId), true)); },
+      });
+      s.on('data', (d: Buffer) => { conversation.write('server', d, now()); heartbeats.write(d); });
+      s.on('close', () => conversation.close(now(), 'the target closed the connection'));
+    }
     this.connecting = new Promise<void>((resolve, reject) => {
+      let settled = false; // this socket's attempt, whatever the connection does later
       const t = setTimeout(() => s.destroy(new Error(`connect timed out after ${this.opts.connectTimeout ?? 5000} ms`)), this.opts.connectTimeout ?? 5000);
-      s.once('connect', () => { clearTimeout(t); local.ip = s.localAddress ?? ''; local.port = s.localPort ?? 0; this.connecting = null; resolve(); });
+      s.once('connect', () => {
+        settled = true;
+        clearTimeout(t);
+        this.local.ip = s.localAddress ?? '';
+        this.local.port = s.localPort ?? 0;
+        this.connecting = null;
+        resolve();
+      });
       s.once('error', (e: NodeJS.ErrnoException) => {
         clearTimeout(t);
+        if (settled) return;
+        settled = true;
         this.connecting = null;
         reject(new Error(`${this.target.host}:${this.target.port}: ${e.code === 'ECONNREFUSED' ? 'connection refused' : e.code ?? e.message}`));
       });
-    });
-    const conversation = this.conversation;
-    // A provider's heartbeat requests get their answer, as a consumer would give (found at frame
-    // boundaries by a decoder of their own: heartbeats are not exchanges, so no record carries them).
-    const heartbeats = this.protocol === 'dubbo' ? new DubboDecoder({
-      onMessage: (m) => { if (m.event && m.type === 'request' && m.twoWay) s.write(encodeHeartbeat(BigInt(m.requestId), true)); },
-    }) : null;
-    s.on('data', (d: Buffer) => {
-      conversation.write('server', d, now());
-      heartbeats?.write(d);
+      s.once('close', () => {
+        clearTimeout(t);
+        if (settled) return;
+        settled = true;
+        this.connecting = null;
+        reject(new Error(`${this.target.host}:${this.target.port}: closed before connecting`));
+      });
     });
     s.on('error', () => {});
     s.on('close', () => {
-      conversation.end('server', now());
-      conversation.close(now(), 'the target closed the connection');
-      if (this.socket === s) this.socket = null;
-      this.fail('the target closed the connection');
+      if (this.socket === s) this.drop(s);
+      this.fail('the target closed the connection', s);
     });
     return this.connecting;
   }
 
+  /** Forget a socket at once (its close event comes later), so the next send connects anew. */
+  private drop(s: net.Socket): void {
+    if (this.socket !== s) return;
+    this.socket = null;
+    this.responses?.close();
+    this.responses = null;
+    this.conversation = null;
+    s.destroy();
+  }
 
-  private answered(r: AnyRecord): void {
-    let i = 0;
-    if (this.protocol === 'dubbo') i = this.inFlight.findIndex((x) => x.key === (r as { requestId?: string }).requestId);
-    const entry = this.inFlight[i];
-    if (!entry || i < 0) return; // a record of a request we did not send (a heartbeat is not one)
-    this.finish(entry, { record: r, error: r.response === null ? r.error ?? 'no answer' : null, latency: now() - entry.sent });
+  private answered(m: Http1Message): void {
+    const head = this.inFlight[0];
+    if (!head) return;
+    if (m.interim) { head.interim.push(m.statusCode!); return; }
+    const latency = now() - head.sent;
+    const ctx = { client: this.local, server: this.peer, connectionId: this.connectionId, options: {} };
+    let built: AnyRecord | null = null;
+    const record = () => {
+      if (built) return built;
+      const req = decodeRequest(head.request, head.sent);
+      built = attachWire(http1Record(ctx, {
+        req, res: m, resDone: true, interim: head.interim, error: null, failure: null, expired: false, closedAt: 0, start: head.sent,
+      }), { protocol: 'http1', request: head.request, response: m.raw ?? null, requestCut: false, responseCut: m.rawCut ?? false });
+      return built;
+    };
+    this.finish(head, { code: m.statusCode ?? null, answer: m.raw ? { raw: m.raw, cut: m.rawCut ?? false } : null, error: null, latency, record });
+  }
+
+  private answeredDubbo(r: AnyRecord): void {
+    const i = this.inFlight.findIndex((x) => x.key === r.requestId);
+    if (i < 0) return; // a record of a request we did not send
+    const e = this.inFlight[i];
+    const w = wireOf(r);
+    const answer = r.response !== null && w && w.protocol === 'dubbo' && w.response ? { raw: w.response, cut: w.responseCut } : null;
+    this.finish(e, { code: r.code, answer, error: r.response === null ? r.error ?? 'no answer' : null, latency: now() - e.sent, record: () => r });
   }
 
   private finish(entry: InFlight, r: SendResult): void {
     const i = this.inFlight.indexOf(entry);
     if (i < 0) return;
     this.inFlight.splice(i, 1);
-    clearTimeout(entry.timer);
     entry.done(r);
   }
 
-  private fail(why: string): void {
-    for (const e of [...this.inFlight]) this.finish(e, { record: null, error: why, latency: now() - e.sent });
+  /** Fail what is in flight (on `socket` only, when given). */
+  private fail(why: string, socket?: net.Socket): void {
+    for (const e of [...this.inFlight]) if (!socket || e.socket === socket) this.finish(e, failed(why, now() - e.sent));
   }
+}
+
+/** The request we sent, decoded only when its record is wanted. */
+function decodeRequest(bytes: Buffer, time: number): Http1Message | null {
+  let out: Http1Message | null = null;
+  const d = new Http1Decoder({ type: 'request', onMessage: (m) => { out ??= m; } });
+  d.write(bytes, time);
+  d.end(time);
+  d.close();
+  return out;
 }

@@ -240,6 +240,11 @@ export class RecordingWriter {
     return (this.gzip ?? this.out!).write(data);
   }
 
+  /** The stream asked for a pause: wait for `drained()` before writing on. */
+  get needsDrain(): boolean {
+    return (this.gzip ?? this.out)?.writableNeedDrain ?? false;
+  }
+
   drained(): Promise<void> {
     const s = this.gzip ?? this.out;
     return s && s.writableNeedDrain ? new Promise((r) => s.once('drain', () => r())) : Promise.resolve();

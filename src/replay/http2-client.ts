@@ -9,7 +9,7 @@ import type { Http2Message } from '../codecs/http2/decoder.js';
 import { grpcRecord, http2Record } from '../records/http2.js';
 import type { AnyRecord, Peer } from '../records/types.js';
 import { attachWire, type Http2Half } from '../records/wire.js';
-import type { SendResult, Target } from './connection.js';
+import { failed, type SendResult, type Target } from './connection.js';
 
 /** RFC 9113 §8.2.2: fields that belong to one connection, never sent on a stream. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
@@ -68,13 +68,13 @@ export class Http2Target {
     return new Promise<SendResult>((resolve) => {
       let settled = false;
       const done = (r: SendResult) => { if (!settled) { settled = true; clearTimeout(timer); resolve(r); } };
-      const timer = setTimeout(() => { stream?.close(http2.constants.NGHTTP2_CANCEL); done({ record: null, error: `no answer within ${this.opts.timeout} ms`, latency: now() - started }); }, this.opts.timeout);
+      const timer = setTimeout(() => { stream?.close(http2.constants.NGHTTP2_CANCEL); done(failed(`no answer within ${this.opts.timeout} ms`, now() - started)); }, this.opts.timeout);
       let stream: http2.ClientHttp2Stream | undefined;
       try {
         const s = this.connect();
         stream = s.request(headers, { endStream: req.body.length === 0 && !req.trailers, waitForTrailers: !!req.trailers });
       } catch (e) {
-        done({ record: null, error: (e as Error).message, latency: now() - started });
+        done(failed((e as Error).message, now() - started));
         return;
       }
       const resHeaders: [string, string][] = [];
@@ -85,13 +85,14 @@ export class Http2Target {
       stream.on('trailers', (h) => { resTrailers = []; for (const [k, v] of Object.entries(h)) for (const one of [v].flat()) if (one !== undefined) resTrailers.push([k, String(one)]); });
       stream.on('data', (d: Buffer) => { size += d.length; if (size <= this.opts.keepRaw) data.push(d); });
       stream.on('wantTrailers', () => { stream!.sendTrailers(Object.fromEntries(req.trailers ?? [])); });
-      stream.on('error', (e) => done({ record: null, error: `${this.target.host}:${this.target.port}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, latency: now() - started }));
+      stream.on('error', (e) => done(failed(`${this.target.host}:${this.target.port}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, now() - started)));
       stream.on('close', () => {
         if (settled) return;
-        if (resHeaders.length === 0) { done({ record: null, error: `stream closed without an answer (code ${stream!.rstCode})`, latency: now() - started }); return; }
+        if (resHeaders.length === 0) { done(failed(`stream closed without an answer (code ${stream!.rstCode})`, now() - started)); return; }
         const end = now();
         const res: Http2Half = { headers: resHeaders, trailers: resTrailers, body: Buffer.concat(data), bodyCut: size > this.opts.keepRaw };
-        done({ record: this.record(protocol, req, res, started, end, size), error: null, latency: end - started });
+        const record = this.record(protocol, req, res, started, end, size);
+        done({ code: record.code, answer: { http2: res, cut: res.bodyCut }, error: null, latency: end - started, record: () => record });
       });
       if (req.body.length > 0) {
         if (req.trailers) stream.write(req.body);

@@ -112,15 +112,15 @@ export class Mirror extends EventEmitter<MirrorEvents> {
     s.stats.mirrored++;
     s.pending++;
     const send = (): Promise<SendResult> => {
-      if (view instanceof Http1Request) return (this.pool(s, 'http1') as TargetPool).send(view.bytes());
+      if (view instanceof Http1Request) return (this.pool(s, 'http1') as TargetPool).send(view.bytes(), view.method());
       if (p.protocol === 'dubbo') return (this.pool(s, 'dubbo') as TargetPool).send(p.raw!);
       return (this.pool(s, 'http2') as Http2Target).send(p.protocol as 'http2' | 'grpc', p.http2!);
     };
     send().then((r) => {
       s.pending--;
-      if (r.record && r.record.response !== null) {
+      if (r.answer !== null || r.code !== null) {
         s.stats.answered++;
-        this.emit('answer', r.record, record, s.url);
+        if (this.listenerCount('answer') > 0) { const shadow = r.record(); if (shadow) this.emit('answer', shadow, record, s.url); }
       } else {
         s.stats.failed++;
         this.emit('failure', r.error ?? 'no answer', record, s.url);

@@ -22,10 +22,10 @@ export class TargetPool {
     return this.waiting.length;
   }
 
-  async send(request: Buffer): Promise<SendResult> {
-    const c = await this.acquire();
+  async send(request: Buffer, method?: string): Promise<SendResult> {
+    const c = this.idle.pop() ?? await this.acquire();
     try {
-      return await c.send(request);
+      return await c.send(request, method);
     } finally {
       this.release(c);
     }

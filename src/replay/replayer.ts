@@ -5,7 +5,6 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import type { AnyRecord } from '../records/types.js';
-import { wireOf } from '../records/wire.js';
 import type { SendResult, Target } from './connection.js';
 import { RecordingWriter, readRecordings, type ReadOptions } from './files.js';
 import { Http2Target } from './http2-client.js';
@@ -90,7 +89,10 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
   private readonly opts: Required<Pick<ReplayOptions, 'workers' | 'timeout' | 'keepRaw'>> & ReplayOptions;
   private readonly pools = new Map<string, TargetPool | Http2Target>();
   private readonly sessions = new Map<string, { pool: TargetPool | Http2Target; chain: Promise<void> }>();
-  private readonly inFlight = new Set<Promise<void>>();
+  /** Requests sent and not yet answered, and who waits for one of them to finish. */
+  private inFlight = 0;
+  private readonly slotWaiters: (() => void)[] = [];
+  private readonly idleWaiters: (() => void)[] = [];
   private readonly latencies: number[] = [];
   private readonly originals = new Map<string, number>();
   private readonly sentIds = new Set<string>();
@@ -124,11 +126,11 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
       do {
         await this.pass(files);
       } while (this.opts.loop && !this.stopped && !this.summary.stoppedBy);
-      await Promise.all(this.inFlight);
+      await this.idle();
       if (this.middleware && !this.middleware.exited) {
         this.endingMiddleware = true; // its exit now is the end we asked for, not a failure
         await this.middleware.end();
-        await Promise.all(this.inFlight);
+        await this.idle();
       }
       this.summary.droppedByMiddleware += this.atMiddleware.size;
     } finally {
@@ -171,14 +173,16 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
         const wait = slot - now();
         if (wait > 1) await sleep(wait);
       }
-      await this.dispatch(p);
-      await this.writer?.drained();
+      // Awaited only when there is something to wait for: most requests go out without a pause.
+      const wait = this.dispatch(p);
+      if (wait) await wait;
+      if (this.writer?.needsDrain) await this.writer.drained();
       this.emit('progress', this.summary);
     }
   }
 
   /** Filter, rewrite, and send one request (or hand it to the middleware). */
-  private async dispatch(p: Payload): Promise<void> {
+  private dispatch(p: Payload): Promise<void> | void {
     let view: RequestView;
     try {
       view = requestView(p);
@@ -195,17 +199,29 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
       this.middleware.send(p);
       return;
     }
-    await this.sendView(p, view);
+    return this.sendView(p, view);
   }
 
-  private async sendView(p: Payload, view: RequestView): Promise<void> {
+  /** Send (without waiting for the answer); a promise only when the replay must wait for a free slot. */
+  private sendView(p: Payload, view: RequestView): Promise<void> | void {
     if (this.opts.transform && this.opts.transform(view, p) === false) { this.summary.filtered++; return; }
     rewrite(this.opts.selection ?? {}, view);
     if (this.prefix && view.protocol !== 'dubbo') view.setTarget(this.prefix + view.target());
-    // Bounded: wait while as many requests are in flight as connections can carry (plus a queue as deep).
-    while (this.inFlight.size >= this.opts.workers * 2) await Promise.race(this.inFlight);
-    const job = this.send(p, view).finally(() => this.inFlight.delete(job));
-    this.inFlight.add(job);
+    this.inFlight++;
+    void this.send(p, view).finally(() => this.slotFreed());
+    // Bounded: as many requests in flight as connections can carry, plus a queue as deep.
+    if (this.inFlight >= this.opts.workers * 2) return new Promise<void>((r) => this.slotWaiters.push(r));
+  }
+
+  private slotFreed(): void {
+    this.inFlight--;
+    this.slotWaiters.shift()?.();
+    if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Resolves when nothing is in flight. */
+  private idle(): Promise<void> {
+    return this.inFlight === 0 ? Promise.resolve() : new Promise((r) => this.idleWaiters.push(r));
   }
 
   private async send(p: Payload, view: RequestView): Promise<void> {
@@ -215,7 +231,8 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
     let result: SendResult;
     if (view instanceof Http1Request) {
       request.raw = view.bytes();
-      result = await this.via(p, 'http1', (pool) => (pool as TargetPool).send(request.raw!));
+      const method = view.method();
+      result = await this.via(p, 'http1', (pool) => (pool as TargetPool).send(request.raw!, method));
     } else if (p.protocol === 'dubbo') {
       result = await this.via(p, 'dubbo', (pool) => (pool as TargetPool).send(p.raw!));
     } else {
@@ -223,14 +240,15 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
       result = await this.via(p, 'http2', (pool) => (pool as Http2Target).send(proto, p.http2!));
     }
     this.writer?.write(request);
-    if (result.record && result.record.response !== null) {
+    if (result.answer !== null || result.code !== null) {
       this.summary.answered++;
       this.latencies.push(result.latency);
-      const key = codeClass(result.record);
+      const key = codeClass(p.protocol, result.code);
       this.summary.byCode[key] = (this.summary.byCode[key] ?? 0) + 1;
-      this.emit('record', result.record, p.id);
+      // The record is built only for someone who wants it (an HTTP/1 one decodes the request again).
+      if (this.listenerCount('record') > 0) { const r = result.record(); if (r) this.emit('record', r, p.id); }
       const replayed = answerPayload(p, result);
-      if (replayed) {
+      if (replayed && (this.writer || this.middleware)) {
         this.writer?.write(replayed);
         if (this.middleware && replayed.raw) this.middleware.send(replayed);
       }
@@ -281,27 +299,24 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
         this.summary.malformed++;
         return;
       }
-      const job = this.sendView({ ...orig, raw: back.raw }, view);
-      this.inFlight.add(job);
-      void job.finally(() => this.inFlight.delete(job));
+      void this.sendView({ ...orig, raw: back.raw }, view);
     });
     mw.on('exit', (why) => { if (!this.stopped && !this.endingMiddleware) this.summary.stoppedBy = why; });
   }
 }
 
-/** The replayed answer as a type-3 payload, from the record's wire. */
+/** The replayed answer as a type-3 payload. */
 function answerPayload(request: Payload, r: SendResult): Payload | null {
-  const wire = r.record ? wireOf(r.record) : undefined;
-  if (!wire || !wire.response) return null;
-  const base = { type: 3 as const, id: request.id, timestamp: msToNs(now()), latency: msToNs(r.latency), protocol: request.protocol };
-  if (wire.protocol === 'http1' || wire.protocol === 'dubbo') return { ...base, raw: wire.response, ...(wire.responseCut ? { cut: true } : {}) };
-  const half = wire.response as Exclude<typeof wire.response, Buffer>;
-  return { ...base, http2: half, ...(half.bodyCut ? { cut: true } : {}) };
+  if (!r.answer) return null;
+  return {
+    type: 3, id: request.id, timestamp: msToNs(now()), latency: msToNs(r.latency), protocol: request.protocol,
+    ...(r.answer.raw ? { raw: r.answer.raw } : { http2: r.answer.http2 }), ...(r.answer.cut ? { cut: true } : {}),
+  };
 }
 
-function codeClass(r: AnyRecord): string {
-  if (r.protocol === 'http1' || r.protocol === 'http2') return r.code === null ? 'no status' : `${Math.floor(r.code / 100)}xx`;
-  return `${r.protocol} ${r.code ?? 'none'}`;
+function codeClass(protocol: Payload['protocol'], code: number | null): string {
+  if (protocol === 'http1' || protocol === 'http2') return code === null ? 'no status' : `${Math.floor(code / 100)}xx`;
+  return `${protocol} ${code ?? 'none'}`;
 }
 
 function percentiles(xs: number[]): { p50: number | null; p99: number | null } {
