@@ -45,6 +45,7 @@ export function expandGlob(pattern: string): string[] {
 /** One file's payloads, a few read ahead and sorted by timestamp. */
 class FileSource {
   private readonly ahead: Payload[] = [];
+  private head = 0;
   private readonly incoming: Payload[] = [];
   private done = false;
   private iter: AsyncIterator<Buffer>;
@@ -57,14 +58,28 @@ class FileSource {
   }
 
   /** The earliest payload among those read ahead, without taking it. */
-  async peek(): Promise<Payload | null> {
-    while (!this.done && this.ahead.length < this.depth) await this.fill();
-    return this.ahead[0] ?? null;
+  /** Enough is read ahead that the earliest payload is known (or the file is done). */
+  get ready(): boolean {
+    return this.done || this.ahead.length - this.head >= this.depth;
   }
 
-  async take(): Promise<Payload | null> {
-    const p = await this.peek();
-    if (p) this.ahead.shift();
+  /** Read until `ready`. */
+  async fillUp(): Promise<void> {
+    while (!this.ready) await this.fill();
+  }
+
+  /** The earliest payload read ahead (call when `ready`), or null at the end. */
+  peekReady(): Payload | null {
+    return this.head < this.ahead.length ? this.ahead[this.head] : null;
+  }
+
+  takeReady(): Payload | null {
+    const p = this.peekReady();
+    if (p) {
+      this.head++;
+      // Taken from the front by index, compacted now and then (shift() would move the rest every time).
+      if (this.head > 4096 && this.head * 2 > this.ahead.length) { this.ahead.splice(0, this.head); this.head = 0; }
+    }
     return p;
   }
 
@@ -98,7 +113,7 @@ class FileSource {
       if (!this.parse) this.detect(r.value);
       this.parse!(r.value);
     }
-    for (const p of this.incoming.splice(0)) insertSorted(this.ahead, p);
+    for (const p of this.incoming.splice(0)) insertSorted(this.ahead, p, this.head);
   }
 
   private detect(first: Buffer): void {
@@ -146,10 +161,12 @@ class FileSource {
   }
 }
 
-function insertSorted(a: Payload[], p: Payload): void {
+/** Insert after `from`, keeping timestamp order (in-order input: a push). */
+function insertSorted(a: Payload[], p: Payload, from: number): void {
   let i = a.length;
-  while (i > 0 && a[i - 1].timestamp > p.timestamp) i--;
-  a.splice(i, 0, p);
+  while (i > from && a[i - 1].timestamp > p.timestamp) i--;
+  if (i === a.length) a.push(p);
+  else a.splice(i, 0, p);
 }
 
 /**
@@ -158,6 +175,14 @@ function insertSorted(a: Payload[], p: Payload): void {
  * reported to `onProblem`.
  */
 export async function* readRecordings(patterns: readonly string[], opts: ReadOptions = {}): AsyncGenerator<Payload> {
+  for await (const batch of readRecordingBatches(patterns, opts)) for (const p of batch) yield p;
+}
+
+/**
+ * The same payloads in batches: one await per batch rather than per payload (what a replay at full
+ * speed wants).
+ */
+export async function* readRecordingBatches(patterns: readonly string[], opts: ReadOptions = {}): AsyncGenerator<Payload[]> {
   const paths: string[] = [];
   for (const p of patterns) {
     const found = expandGlob(p);
@@ -167,14 +192,21 @@ export async function* readRecordings(patterns: readonly string[], opts: ReadOpt
   for (const p of paths) if (existsSync(p) && statSync(p).isDirectory()) throw new RecordingError(`cannot read ${p}: it is a directory`);
   const sources = paths.map((p) => new FileSource(p, opts.readDepth ?? 100, opts));
   for (;;) {
-    let best: FileSource | null = null;
-    let bestP: Payload | null = null;
-    for (const s of sources) {
-      const p = await s.peek();
-      if (p && (!bestP || p.timestamp < bestP.timestamp)) { best = s; bestP = p; }
+    for (const s of sources) if (!s.ready) await s.fillUp();
+    const batch: Payload[] = [];
+    // Take the earliest head while every source can say what its earliest is without reading on.
+    while (batch.length < 1024 && sources.every((s) => s.ready)) {
+      let best: FileSource | null = null;
+      let bestP: Payload | null = null;
+      for (const s of sources) {
+        const p = s.peekReady();
+        if (p && (!bestP || p.timestamp < bestP.timestamp)) { best = s; bestP = p; }
+      }
+      if (!best) break;
+      batch.push(best.takeReady()!);
     }
-    if (!best) return;
-    yield (await best.take())!;
+    if (batch.length === 0) return;
+    yield batch;
   }
 }
 

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'eventemitter3';
 import type { AnyRecord } from '../records/types.js';
 import type { SendResult, Target } from './connection.js';
-import { RecordingWriter, readRecordings, type ReadOptions } from './files.js';
+import { RecordingWriter, readRecordingBatches, type ReadOptions } from './files.js';
 import { Http2Target } from './http2-client.js';
 import { Middleware } from './middleware.js';
 import { msToNs, nsToMs, type Payload } from './payload.js';
@@ -150,8 +150,8 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
     let due = now();
     let lastSlot = 0;
     const speed = this.opts.speed ?? 1;
-    for await (const p of readRecordings(files, this.opts.read)) {
-      if (this.stopped || this.summary.stoppedBy) break;
+    for await (const batch of readRecordingBatches(files, this.opts.read)) for (const p of batch) {
+      if (this.stopped || this.summary.stoppedBy) return;
       if (p.type !== 1) {
         if (p.type === 2 && p.latency >= 0n) this.originals.set(p.id, nsToMs(p.latency));
         if (p.type === 2) { this.writer?.write(p); if (this.middleware) this.middleware.send(p); }

@@ -25,9 +25,12 @@ export interface RequestView {
 
 export class Http1Request implements RequestView {
   readonly protocol = 'http1' as const;
-  private lines: string[];
+  /** The request line and header lines, split only once a header is asked for or changed. */
+  private lines: string[] | null = null;
+  private readonly head: string;
+  private readonly firstLine: string;
   private readonly eol: string;
-  private readonly body: Buffer;
+  private readonly bodyAt: number;
   private edited = false;
 
   constructor(private readonly raw: Buffer) {
@@ -36,35 +39,40 @@ export class Http1Request implements RequestView {
     if (end < 0) { end = raw.indexOf('\n\n'); eol = '\n'; }
     if (end < 0) throw new Error('not an HTTP/1 request: no end of head');
     this.eol = eol;
-    this.lines = raw.subarray(0, end).toString('latin1').split(eol);
-    this.body = raw.subarray(end + eol.length * 2);
-    if (!/^[A-Z]+ \S+ HTTP\/1\.[01]$/.test(this.lines[0])) throw new Error(`not an HTTP/1 request line: ${JSON.stringify(this.lines[0].slice(0, 60))}`);
+    this.head = raw.toString('latin1', 0, end);
+    const nl = this.head.indexOf(eol);
+    this.firstLine = nl < 0 ? this.head : this.head.slice(0, nl);
+    this.bodyAt = end + eol.length * 2;
+    if (!/^[A-Z]+ \S+ HTTP\/1\.[01]$/.test(this.firstLine)) throw new Error(`not an HTTP/1 request line: ${JSON.stringify(this.firstLine.slice(0, 60))}`);
   }
 
   method(): string {
-    return this.lines[0].slice(0, this.lines[0].indexOf(' '));
+    return this.requestLine().slice(0, this.requestLine().indexOf(' '));
   }
 
   target(): string {
-    const l = this.lines[0];
+    const l = this.requestLine();
     return l.slice(l.indexOf(' ') + 1, l.lastIndexOf(' '));
   }
 
   setTarget(t: string): void {
-    const l = this.lines[0];
-    this.lines[0] = `${l.slice(0, l.indexOf(' '))} ${t}${l.slice(l.lastIndexOf(' '))}`;
+    const lines = this.split();
+    const l = lines[0];
+    lines[0] = `${l.slice(0, l.indexOf(' '))} ${t}${l.slice(l.lastIndexOf(' '))}`;
     this.edited = true;
   }
 
   header(name: string): string | undefined {
-    const i = this.find(name);
-    return i < 0 ? undefined : this.valueAt(i);
+    const lines = this.split();
+    const i = find(lines, name);
+    return i < 0 ? undefined : lines[i].slice(lines[i].indexOf(':') + 1).trim();
   }
 
   setHeader(name: string, value: string): void {
-    const i = this.find(name);
-    if (i < 0) this.lines.push(`${name}: ${value}`);
-    else this.lines[i] = `${this.lines[i].slice(0, this.lines[i].indexOf(':'))}: ${value}`;
+    const lines = this.split();
+    const i = find(lines, name);
+    if (i < 0) lines.push(`${name}: ${value}`);
+    else lines[i] = `${lines[i].slice(0, lines[i].indexOf(':'))}: ${value}`;
     this.edited = true;
   }
 
@@ -74,22 +82,28 @@ export class Http1Request implements RequestView {
 
   /** The request bytes: the recorded ones when nothing was edited. */
   bytes(): Buffer {
-    if (!this.edited) return this.raw;
-    return Buffer.concat([Buffer.from(this.lines.join(this.eol) + this.eol + this.eol, 'latin1'), this.body]);
+    if (!this.edited || !this.lines) return this.raw;
+    return Buffer.concat([Buffer.from(this.lines.join(this.eol) + this.eol + this.eol, 'latin1'), this.raw.subarray(this.bodyAt)]);
   }
 
-  private find(name: string): number {
-    const n = name.toLowerCase();
-    for (let i = 1; i < this.lines.length; i++) {
-      const c = this.lines[i].indexOf(':');
-      if (c > 0 && this.lines[i].slice(0, c).trim().toLowerCase() === n) return i;
+  private requestLine(): string {
+    return this.lines ? this.lines[0] : this.firstLine;
+  }
+
+  private split(): string[] {
+    return (this.lines ??= this.head.split(this.eol));
+  }
+}
+
+function find(lines: string[], name: string): number {
+  const n = name.toLowerCase();
+  for (let i = 1; i < lines.length; i++) {
+    const c = lines[i].indexOf(':');
+    if (c === n.length || (c > n.length && lines[i].slice(n.length, c).trim() === '')) {
+      if (lines[i].slice(0, n.length).toLowerCase() === n) return i;
     }
-    return -1;
   }
-
-  private valueAt(i: number): string {
-    return this.lines[i].slice(this.lines[i].indexOf(':') + 1).trim();
-  }
+  return -1;
 }
 
 // ---- HTTP/2 and gRPC: the header list ----
