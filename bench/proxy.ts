@@ -16,7 +16,8 @@ const here = new URL('./proxy/', import.meta.url).pathname;
 const ROUNDS = 3;
 const SECONDS = 4;
 
-async function freePort(): Promise<number> {
+/** A free loopback port, for a peer started in another process. */
+export async function freePort(): Promise<number> {
   const s = net.createServer().listen(0, '127.0.0.1');
   await new Promise((r) => s.once('listening', r));
   const p = (s.address() as AddressInfo).port;

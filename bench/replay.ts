@@ -7,24 +7,16 @@
  */
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Replayer } from '../dist/replay/index.js';
 import type { BenchResult, Measured } from './measure.js';
+import { freePort } from './proxy.js';
 
 const REQUESTS = 40_000;
 const CONNECTIONS = 16;
 const ROUNDS = 3;
 const upstreamScript = new URL('./proxy/upstream.mjs', import.meta.url).pathname;
-
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => s.once('listening', r));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 function wrk(port: number, seconds: number): number {
   const r = spawnSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, `http://127.0.0.1:${port}/v1/items/1`], { encoding: 'utf8' });

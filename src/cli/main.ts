@@ -6,7 +6,7 @@ import type { PluginHost } from '../plugins/host.js';
 import { protocols } from '../pipeline/protocols.js';
 import { formatTableRow, TABLE_HEADER } from './table.js';
 import { record, RECORD_USAGE, replay, REPLAY_USAGE } from './replay.js';
-import { SELECT_FLAGS, SELECT_HELP, selectionFrom } from './select-flags.js';
+import { applyRate, SELECT_FLAGS, SELECT_HELP, selectionFrom } from './select-flags.js';
 import type { MirrorOptions } from '../replay/mirror.js';
 import { hostPort, makeSink, outSpec, parseFlags, UsageError, usageFailure, wholeNumber, withPlugins, type OutSpec } from './common.js';
 
@@ -237,13 +237,7 @@ async function runDump(o: {
 function mirrorOptions(v: Parameters<typeof selectionFrom>[0] & { mirror?: string[]; 'mirror-queue'?: string; rate?: string }): MirrorOptions {
   const selection = selectionFrom(v);
   selection.allowSideEffects = true; // a mirror copies what production does; filters say what not to copy
-  let rate: number | undefined;
-  if (v.rate !== undefined) {
-    const m = /^(\d+(?:\.\d+)?)(%?)$/.exec(v.rate);
-    if (!m || Number(m[1]) <= 0) throw new UsageError(`--rate takes N (per second) or N% (sampling), not "${v.rate}"`);
-    if (m[2]) selection.samplePercent = Number(m[1]);
-    else rate = Number(m[1]);
-  }
+  const rate = applyRate(v.rate, selection);
   return { targets: v.mirror!, queue: v['mirror-queue'] === undefined ? 1000 : wholeNumber('--mirror-queue', v['mirror-queue']), selection, rate };
 }
 

@@ -1,7 +1,7 @@
 /** `flowtap record` and `flowtap replay`: GoReplay's jobs, on flowtap's decoders. */
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { parseSpeed, parseWait, selectionFrom, SELECT_FLAGS, SELECT_HELP } from './select-flags.js';
+import { applyRate, parseSpeed, parseWait, selectionFrom, SELECT_FLAGS, SELECT_HELP } from './select-flags.js';
 import { hostPort, makeSink, outSpec, parseFlags, UsageError, wholeNumber, withPlugins } from './common.js';
 import type { PluginHost } from '../plugins/host.js';
 import type { AnyRecord } from '../records/types.js';
@@ -209,13 +209,7 @@ export function replay(args: string[]): Promise<number> | number {
   if (positionals.length === 0) throw new UsageError('replay needs a recording (FILE.gor, FILE.ftr, or a glob)');
   if (!v.target) throw new UsageError('replay needs --target URL (http://HOST:PORT)');
   const selection = selectionFrom(v);
-  let rate: number | undefined;
-  if (v.rate !== undefined) {
-    const m = /^(\d+(?:\.\d+)?)(%?)$/.exec(v.rate);
-    if (!m || Number(m[1]) <= 0) throw new UsageError(`--rate takes N (per second) or N% (sampling), not "${v.rate}"`);
-    if (m[2]) selection.samplePercent = Number(m[1]);
-    else rate = Number(m[1]);
-  }
+  const rate = applyRate(v.rate, selection);
   const workers = v.workers === undefined ? 8 : wholeNumber('--workers', v.workers);
   if (workers < 1) throw new UsageError('--workers takes at least 1');
   const records = (v.records ?? []).map(outSpec);

@@ -70,3 +70,12 @@ export function parseWait(flag: string, s: string): number {
   if (!m) throw new UsageError(`${flag} takes a duration like 500ms or 2s, not "${s}"`);
   return Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 1);
 }
+
+/** GoReplay's `--rate`: `N` a second (returned), or `N%` sampling (set on the selection). */
+export function applyRate(spec: string | undefined, selection: Selection): number | undefined {
+  if (spec === undefined) return undefined;
+  const m = /^(\d+(?:\.\d+)?)(%?)$/.exec(spec);
+  if (!m || Number(m[1]) <= 0) throw new UsageError(`--rate takes N (per second) or N% (sampling), not "${spec}"`);
+  if (m[2]) { selection.samplePercent = Number(m[1]); return undefined; }
+  return Number(m[1]);
+}
