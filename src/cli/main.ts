@@ -6,6 +6,7 @@ import type { PluginHost } from '../plugins/host.js';
 import { protocols } from '../pipeline/protocols.js';
 import { formatTableRow, TABLE_HEADER } from './table.js';
 import { record, RECORD_USAGE, replay, REPLAY_USAGE } from './replay.js';
+import { diff, DIFF_USAGE } from './diff.js';
 import { applyRate, SELECT_FLAGS, SELECT_HELP, selectionFrom } from './select-flags.js';
 import type { MirrorOptions } from '../replay/mirror.js';
 import { hostPort, makeSink, outSpec, parseFlags, UsageError, usageFailure, wholeNumber, withPlugins, type OutSpec } from './common.js';
@@ -17,6 +18,7 @@ commands:
   dump           run the transparent tap proxy, recording what crosses it
   record         record whole exchanges (live capture, capture file or proxy) for replay
   replay FILE... send recorded requests to a target again (GoReplay's .gor or flowtap recordings)
+  diff           compare a candidate's answers with production's, noise cancelled (three-way or two-way)
 
 run "flowtap <command> --help" for a command's options`;
 
@@ -87,9 +89,10 @@ function main(argv: string[]): Promise<number> | number {
     if (command === 'dump') return dump(rest);
     if (command === 'record') return record(rest);
     if (command === 'replay') return replay(rest);
+    if (command === 'diff') return diff(rest);
     throw new UsageError(`unknown command "${command}"`);
   } catch (e) {
-    const usages: Record<string, string> = { read: READ_USAGE, dump: DUMP_USAGE, record: RECORD_USAGE, replay: REPLAY_USAGE };
+    const usages: Record<string, string> = { read: READ_USAGE, dump: DUMP_USAGE, record: RECORD_USAGE, replay: REPLAY_USAGE, diff: DIFF_USAGE };
     return usageFailure(e, Object.hasOwn(usages, command) ? usages[command] : USAGE);
   }
 }

@@ -16,6 +16,19 @@ import { attachWire, wireOf, type Http2Half } from '../records/wire.js';
 
 export interface Target { host: string; port: number }
 
+/** How a target's answers are read: the limits, and how much of them the records keep. */
+export interface TargetOptions {
+  /** No answer within this long is a failure, ms. */
+  timeout: number;
+  /** Bytes of each answer kept as its wire (type-3 payloads). */
+  keepRaw: number;
+  /** Body bytes the answer's record keeps (default 4096; a diff wants whole bodies). */
+  bodyCapture?: number;
+  /** Dubbo: decode return values and exceptions (a diff compares them). */
+  decodeValues?: boolean;
+  connectTimeout?: number;
+}
+
 export interface SendResult {
   /** HTTP status, grpc-status, Dubbo status byte of the answer; null when none came. */
   code: number | null;
@@ -66,7 +79,7 @@ export class TargetConnection {
   constructor(
     private readonly target: Target,
     private readonly protocol: 'http1' | 'dubbo',
-    private readonly opts: { timeout: number; keepRaw: number; connectTimeout?: number },
+    private readonly opts: TargetOptions,
   ) {
     this.peer = { ip: target.host, port: target.port };
   }
@@ -137,7 +150,7 @@ export class TargetConnection {
     this.connectionId = `replay-${nextConnection++}`;
     if (this.protocol === 'http1') {
       const decoder = new Http1Decoder({
-        type: 'response', keepRaw: this.opts.keepRaw, bodyCapture: 4096,
+        type: 'response', keepRaw: this.opts.keepRaw, bodyCapture: this.opts.bodyCapture ?? 4096,
         requestMethod: () => this.inFlight[0]?.method,
         onMessage: (m) => this.answered(m),
         onError: (e) => { const head = this.inFlight[0]; if (head) this.finish(head, failed(`answer ${e.code}: ${e.reason}`, now() - head.sent)); },
@@ -148,6 +161,7 @@ export class TargetConnection {
     } else {
       const conversation = new Conversation({
         client: this.local, server: this.peer, connectionId: this.connectionId, protocol: 'dubbo', keepRaw: this.opts.keepRaw,
+        decodeValues: this.opts.decodeValues,
         onRecord: (r) => this.answeredDubbo(r),
       });
       this.conversation = conversation;

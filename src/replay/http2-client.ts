@@ -9,7 +9,7 @@ import type { Http2Message } from '../codecs/http2/decoder.js';
 import { grpcRecord, http2Record } from '../records/http2.js';
 import type { AnyRecord, Peer } from '../records/types.js';
 import { attachWire, type Http2Half } from '../records/wire.js';
-import { failed, type SendResult, type Target } from './connection.js';
+import { failed, type SendResult, type Target, type TargetOptions } from './connection.js';
 
 /** RFC 9113 §8.2.2: fields that belong to one connection, never sent on a stream. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
@@ -24,7 +24,7 @@ export class Http2Target {
   private readonly peer: Peer;
   private readonly connectionId = `replay-h2-${nextConnection++}`;
 
-  constructor(private readonly target: Target, private readonly concurrency: number, private readonly opts: { timeout: number; keepRaw: number }) {
+  constructor(private readonly target: Target, private readonly concurrency: number, private readonly opts: TargetOptions) {
     this.peer = { ip: target.host, port: target.port };
   }
 
@@ -109,9 +109,9 @@ export class Http2Target {
         startTime: t, endTime: t, ended: true,
       };
       if (protocol === 'grpc') {
-        m.grpc = new GrpcMessageReader(h.headers.find(([k]) => k === 'grpc-encoding')?.[1] ?? null, 4096);
+        m.grpc = new GrpcMessageReader(h.headers.find(([k]) => k === 'grpc-encoding')?.[1] ?? null, this.opts.bodyCapture ?? 4096);
         m.grpc.write(h.body);
-      } else m.body = h.body.subarray(0, 4096);
+      } else m.body = h.body.subarray(0, this.opts.bodyCapture ?? 4096);
       return m;
     };
     const ctx = { client: { ip: '', port: 0 }, server: this.peer, connectionId: this.connectionId, options: {} };

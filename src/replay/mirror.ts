@@ -28,6 +28,8 @@ export interface MirrorOptions {
   keepHost?: boolean;
   /** At most this many copies a second per shadow; the rest are dropped and counted. */
   rate?: number;
+  /** Body bytes the shadows' records keep (default 4096; a diff wants whole bodies). */
+  bodyCapture?: number;
 }
 
 export interface ShadowStats {
@@ -47,6 +49,8 @@ export interface MirrorEvents {
   /** A shadow's answer (its exchange as a record), with the primary's record it mirrors. */
   answer: (shadow: AnyRecord, primary: AnyRecord, target: string) => void;
   failure: (error: string, primary: AnyRecord, target: string) => void;
+  /** A copy was dropped (queue full, over the rate) or left out by the filters: no answer will come. */
+  drop: (primary: AnyRecord, target: string) => void;
 }
 
 interface Shadow {
@@ -85,7 +89,7 @@ export class Mirror extends EventEmitter<MirrorEvents> {
   write(record: AnyRecord): void {
     const payloads = payloadsOf(record);
     for (const s of this.shadows) {
-      if (!payloads) { s.stats.skipped++; continue; }
+      if (!payloads) { s.stats.skipped++; this.emit('drop', record, s.url); continue; }
       this.copy(s, record, payloads[0]);
     }
   }
@@ -102,13 +106,14 @@ export class Mirror extends EventEmitter<MirrorEvents> {
       view = requestView(p);
     } catch {
       s.stats.skipped++;
+      this.emit('drop', record, s.url);
       return;
     }
     const selection: Selection = { allowSideEffects: true, ...this.opts.selection, ...(this.opts.keepHost ? {} : { host: s.host }) };
     const v = verdict(selection, view);
-    if (v !== null) { s.stats.skipped++; return; }
+    if (v !== null) { s.stats.skipped++; this.emit('drop', record, s.url); return; }
     rewrite(selection, view);
-    if (s.pending >= this.opts.queue || !this.token(s)) { s.stats.dropped++; return; }
+    if (s.pending >= this.opts.queue || !this.token(s)) { s.stats.dropped++; this.emit('drop', record, s.url); return; }
     s.stats.mirrored++;
     s.pending++;
     const send = (): Promise<SendResult> => {
@@ -147,7 +152,7 @@ export class Mirror extends EventEmitter<MirrorEvents> {
   private pool(s: Shadow, kind: 'http1' | 'dubbo' | 'http2'): TargetPool | Http2Target {
     let pool = s.pools.get(kind);
     if (!pool) {
-      const o = { timeout: this.opts.timeout, keepRaw: 64 * 1024 };
+      const o = { timeout: this.opts.timeout, keepRaw: 64 * 1024, bodyCapture: this.opts.bodyCapture, decodeValues: this.opts.bodyCapture !== undefined };
       pool = kind === 'http2' ? new Http2Target(s.target, this.opts.workers * 16, o) : new TargetPool(s.target, kind, this.opts.workers, o);
       s.pools.set(kind, pool);
     }

@@ -3,7 +3,7 @@
  * flight on each (HTTP/1 answers in order; Dubbo too, so a slow call cannot hold others back unseen).
  * A send waits for a free connection, so a slow target slows the replay instead of filling memory.
  */
-import { TargetConnection, type SendResult, type Target } from './connection.js';
+import { TargetConnection, type SendResult, type Target, type TargetOptions } from './connection.js';
 
 export class TargetPool {
   private readonly idle: TargetConnection[] = [];
@@ -14,7 +14,7 @@ export class TargetPool {
     private readonly target: Target,
     private readonly protocol: 'http1' | 'dubbo',
     private readonly size: number,
-    private readonly opts: { timeout: number; keepRaw: number },
+    private readonly opts: TargetOptions,
   ) {}
 
   /** Requests waiting for a connection. */

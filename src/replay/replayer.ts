@@ -11,12 +11,18 @@ import { Http2Target } from './http2-client.js';
 import { Middleware } from './middleware.js';
 import { msToNs, nsToMs, type Payload } from './payload.js';
 import { TargetPool } from './pool.js';
-import { Http1Request, requestView, type RequestView } from './request.js';
+import { Http1Request, Http2Request, requestView, type RequestView } from './request.js';
 import { rewrite, verdict, type Selection } from './select.js';
 
 export interface ReplayOptions {
   /** Where to send: `http://host:port` (a path there is put in front of every request path). */
   target: string;
+  /**
+   * More targets that get every request at the same moment as `target` (a diff's secondary and candidate).
+   * Their answers come as `record`/`failure` events with their side (1, 2, ...); the summary and `out` are
+   * the main target's.
+   */
+  also?: readonly string[];
   /** 1 = as recorded, 2 = twice as fast, 'max' = no waiting. Default 1. */
   speed?: number | 'max';
   /** Start again from the first file when the last is done (until `stop()`). */
@@ -40,6 +46,10 @@ export interface ReplayOptions {
   timeout?: number;
   /** Bytes kept of each replayed answer, for the output file. Default 1 MiB. */
   keepRaw?: number;
+  /** Body bytes the replayed records keep (default 4096). */
+  bodyCapture?: number;
+  /** Dubbo: decode return values and exceptions into the records. */
+  decodeValues?: boolean;
   /** Write the requests sent (1), the recorded answers (2) and the replayed ones (3) here. */
   out?: string;
   read?: ReadOptions;
@@ -70,9 +80,9 @@ export interface ReplaySummary {
 }
 
 export interface ReplayerEvents {
-  /** A replayed exchange, with its payloads' id. */
-  record: (record: AnyRecord, id: string) => void;
-  failure: (error: string, id: string) => void;
+  /** A replayed exchange, with its payloads' id and the side that answered (0: the target, 1...: `also`). */
+  record: (record: AnyRecord, id: string, side: number) => void;
+  failure: (error: string, id: string, side: number) => void;
   progress: (s: ReplaySummary) => void;
 }
 
@@ -84,8 +94,8 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
     requests: 0, sent: 0, answered: 0, failed: 0, filtered: 0, heldBack: 0, sampledOut: 0, droppedByMiddleware: 0, malformed: 0,
     byCode: {}, errors: {}, latency: { p50: null, p99: null }, originalLatency: { p50: null, p99: null }, elapsedMs: 0, stoppedBy: null,
   };
-  private readonly target: Target;
-  private readonly prefix: string;
+  /** The target, then the `also` ones: where each is, its path prefix, its Host. */
+  private readonly sides: { target: Target; prefix: string; host: string }[];
   private readonly opts: Required<Pick<ReplayOptions, 'workers' | 'timeout' | 'keepRaw'>> & ReplayOptions;
   private readonly pools = new Map<string, TargetPool | Http2Target>();
   private readonly sessions = new Map<string, { pool: TargetPool | Http2Target; chain: Promise<void> }>();
@@ -104,13 +114,14 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
 
   constructor(options: ReplayOptions) {
     super();
-    let url: URL;
-    try { url = new URL(options.target); } catch { throw new Error(`the target must be a URL like http://127.0.0.1:8080, not "${options.target}"`); }
-    if (url.protocol !== 'http:') throw new Error(`the target must be http:// (h2c and Dubbo too), not ${url.protocol}`);
-    this.target = { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80) };
-    this.prefix = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '');
+    this.sides = [options.target, ...(options.also ?? [])].map((t) => {
+      let url: URL;
+      try { url = new URL(t); } catch { throw new Error(`the target must be a URL like http://127.0.0.1:8080, not "${t}"`); }
+      if (url.protocol !== 'http:') throw new Error(`the target must be http:// (h2c and Dubbo too), not ${url.protocol}`);
+      return { target: { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80) },
+        prefix: url.pathname === '/' ? '' : url.pathname.replace(/\/$/, ''), host: url.host };
+    });
     this.opts = { workers: 8, timeout: 10_000, keepRaw: 1 << 20, ...options };
-    if (!this.opts.keepHost) this.opts.selection = { ...this.opts.selection, host: url.host };
   }
 
   /** Stop after what is in flight (a loop too). */
@@ -205,10 +216,16 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
   /** Send (without waiting for the answer); a promise only when the replay must wait for a free slot. */
   private sendView(p: Payload, view: RequestView): Promise<void> | void {
     if (this.opts.transform && this.opts.transform(view, p) === false) { this.summary.filtered++; return; }
-    rewrite(this.opts.selection ?? {}, view);
-    if (this.prefix && view.protocol !== 'dubbo') view.setTarget(this.prefix + view.target());
+    // Each side gets its own copy of the request (its own Host and prefix), all sent at the same moment.
+    const views = this.sides.map((side, i) => {
+      const v = i === 0 ? view : this.copyView(p, view);
+      rewrite(this.opts.keepHost ? this.opts.selection ?? {} : { ...this.opts.selection, host: side.host }, v);
+      if (side.prefix && v.protocol !== 'dubbo') v.setTarget(side.prefix + v.target());
+      return v;
+    });
     this.inFlight++;
-    void this.send(p, view).finally(() => this.slotFreed());
+    const sent = views.length === 1 ? this.send(p, views[0], 0) : Promise.all(views.map((v, i) => this.send(p, v, i)));
+    void sent.finally(() => this.slotFreed());
     // Bounded: as many requests in flight as connections can carry, plus a queue as deep.
     if (this.inFlight >= this.opts.workers * 2) return new Promise<void>((r) => this.slotWaiters.push(r));
   }
@@ -224,20 +241,36 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
     return this.inFlight === 0 ? Promise.resolve() : new Promise((r) => this.idleWaiters.push(r));
   }
 
-  private async send(p: Payload, view: RequestView): Promise<void> {
-    this.summary.sent++;
-    this.sentIds.add(p.id);
+  /** Another side's copy of a request: as recorded, through the same hook (the first view may be edited). */
+  private copyView(p: Payload, view: RequestView): RequestView {
+    const copy = requestView(view instanceof Http1Request ? { ...p, raw: view.bytes() }
+      : view instanceof Http2Request ? { ...p, http2: { ...view.half, headers: view.half.headers.map((h) => [h[0], h[1]] as [string, string]) } } : p);
+    return copy;
+  }
+
+  private async send(p: Payload, view: RequestView, side: number): Promise<void> {
+    const main = side === 0;
+    if (main) {
+      this.summary.sent++;
+      this.sentIds.add(p.id);
+    }
     const request: Payload = { ...p, timestamp: msToNs(now()) };
     let result: SendResult;
     if (view instanceof Http1Request) {
       request.raw = view.bytes();
       const method = view.method();
-      result = await this.via(p, 'http1', (pool) => (pool as TargetPool).send(request.raw!, method));
+      result = await this.via(p, side, 'http1', (pool) => (pool as TargetPool).send(request.raw!, method));
     } else if (p.protocol === 'dubbo') {
-      result = await this.via(p, 'dubbo', (pool) => (pool as TargetPool).send(p.raw!));
+      result = await this.via(p, side, 'dubbo', (pool) => (pool as TargetPool).send(p.raw!));
     } else {
       const proto = p.protocol as 'http2' | 'grpc';
-      result = await this.via(p, 'http2', (pool) => (pool as Http2Target).send(proto, p.http2!));
+      const half = (view as Http2Request).half;
+      result = await this.via(p, side, 'http2', (pool) => (pool as Http2Target).send(proto, half));
+    }
+    if (!main) {
+      if (result.answer !== null || result.code !== null) { const r = result.record(); if (r) this.emit('record', r, p.id, side); }
+      else this.emit('failure', result.error ?? 'no answer', p.id, side);
+      return;
     }
     this.writer?.write(request);
     if (result.answer !== null || result.code !== null) {
@@ -246,7 +279,7 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
       const key = codeClass(p.protocol, result.code);
       this.summary.byCode[key] = (this.summary.byCode[key] ?? 0) + 1;
       // The record is built only for someone who wants it (an HTTP/1 one decodes the request again).
-      if (this.listenerCount('record') > 0) { const r = result.record(); if (r) this.emit('record', r, p.id); }
+      if (this.listenerCount('record') > 0) { const r = result.record(); if (r) this.emit('record', r, p.id, 0); }
       const replayed = answerPayload(p, result);
       if (replayed && (this.writer || this.middleware)) {
         this.writer?.write(replayed);
@@ -256,17 +289,18 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
       const why = result.error ?? 'no answer';
       this.summary.failed++;
       this.summary.errors[why] = (this.summary.errors[why] ?? 0) + 1;
-      this.emit('failure', why, p.id);
+      this.emit('failure', why, p.id, 0);
     }
   }
 
   /** Send on the shared pool, or on the request's own session connection, in its order. */
-  private async via(p: Payload, kind: 'http1' | 'dubbo' | 'http2', fn: (pool: TargetPool | Http2Target) => Promise<SendResult>): Promise<SendResult> {
-    if (!this.opts.sessions || !p.connection) return fn(this.pool(kind, kind, this.opts.workers));
-    const key = `${kind} ${p.connection}`;
+  private async via(p: Payload, side: number, kind: 'http1' | 'dubbo' | 'http2', fn: (pool: TargetPool | Http2Target) => Promise<SendResult>): Promise<SendResult> {
+    const target = this.sides[side].target;
+    if (!this.opts.sessions || !p.connection) return fn(this.pool(target, `${side} ${kind}`, kind, this.opts.workers));
+    const key = `${side} ${kind} ${p.connection}`;
     let s = this.sessions.get(key);
     if (!s) {
-      s = { pool: kind === 'http2' ? new Http2Target(this.target, 1, this.opts) : new TargetPool(this.target, kind, 1, this.opts), chain: Promise.resolve() };
+      s = { pool: kind === 'http2' ? new Http2Target(target, 1, this.opts) : new TargetPool(target, kind, 1, this.opts), chain: Promise.resolve() };
       this.sessions.set(key, s);
     }
     const session = s;
@@ -275,10 +309,10 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
     return run;
   }
 
-  private pool(key: string, kind: 'http1' | 'dubbo' | 'http2', size: number): TargetPool | Http2Target {
+  private pool(target: Target, key: string, kind: 'http1' | 'dubbo' | 'http2', size: number): TargetPool | Http2Target {
     let pool = this.pools.get(key);
     if (!pool) {
-      pool = kind === 'http2' ? new Http2Target(this.target, size * 16, this.opts) : new TargetPool(this.target, kind, size, this.opts);
+      pool = kind === 'http2' ? new Http2Target(target, size * 16, this.opts) : new TargetPool(target, kind, size, this.opts);
       this.pools.set(key, pool);
     }
     return pool;

@@ -1,0 +1,10 @@
+export { answerOf, parseBody } from './answer.js';
+export type { Answer, BodyKind } from './answer.js';
+export { compare, DEFAULT_IGNORED_HEADERS, ignoreRule } from './compare.js';
+export type { CompareOptions, DiffKind, Difference } from './compare.js';
+export { DiffEngine } from './engine.js';
+export type { DiffOptions, DiffReport, EndpointReport, Example, FieldReport } from './engine.js';
+export { endpointOf, templateMatcher } from './endpoint.js';
+export { htmlReport, jsonReport, terminalReport } from './report.js';
+export { diffRecordings, ThreeWay, twoWayFromFiles } from './run.js';
+export type { ThreeWayOptions } from './run.js';
