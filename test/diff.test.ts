@@ -201,6 +201,90 @@ describe('two-way diff on a recording made by replay', () => {
   });
 });
 
+describe('three-way diff over gRPC (grpc-js, with a .proto) and Dubbo (a provider on flowtap\'s encoder)', () => {
+  it('gRPC: the changed field of one method is reported by name, the noisy fields are not', async () => {
+    const grpc = await import('@grpc/grpc-js');
+    const protobuf = (await import('protobufjs')).default;
+    const protoDir = new URL('./grpc/catalog/', import.meta.url).pathname;
+    const root = protobuf.loadSync(join(protoDir, 'catalog.proto'));
+    const Req = root.lookupType('shop.ItemRequest');
+    const Item = root.lookupType('shop.Item');
+    const method = { path: '/shop.Catalog/GetItem', requestStream: false, responseStream: false,
+      requestSerialize: (m: object) => Buffer.from(Req.encode(m).finish()), requestDeserialize: (b: Buffer) => Req.decode(b) as unknown as { id: string },
+      responseSerialize: (m: object) => Buffer.from(Item.encode(m).finish()), responseDeserialize: (b: Buffer) => Item.decode(b) };
+    const serve = async (version: 'old' | 'new') => {
+      const server = new grpc.Server();
+      server.addService({ GetItem: method } as never, {
+        GetItem: (call: { request: { id: string } }, cb: (e: null, v: object) => void) => cb(null, {
+          id: call.request.id, name: version === 'new' && call.request.id.startsWith('b') ? 'renamed' : `item ${call.request.id}`, price: 4.5,
+          served_at: String(process.hrtime.bigint()), trace: randomUUID(), tags: ['x', 'y', 'z'].sort(() => Math.random() - 0.5),
+        }),
+      });
+      const port = await new Promise<number>((r, j) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? j(e) : r(p))));
+      closers.push(() => { server.forceShutdown(); });
+      return `http://127.0.0.1:${port}`;
+    };
+    const [primary, secondary, candidate] = [await serve('old'), await serve('old'), await serve('new')];
+    const dir = tempDir();
+    const lines = [FTR_HEADER + '\n'];
+    for (let i = 0; i < 40; i++) {
+      const msg = Buffer.from(Req.encode({ id: `${i % 2 ? 'b' : 'a'}${i}` }).finish());
+      const prefix = Buffer.alloc(5);
+      prefix.writeUInt32BE(msg.length, 1);
+      lines.push(encodeFtr({ type: 1, id: id(i), timestamp: T0 + BigInt(i), latency: -1n, protocol: 'grpc', http2: {
+        headers: [[':method', 'POST'], [':scheme', 'http'], [':path', '/shop.Catalog/GetItem'], [':authority', 'catalog'], ['content-type', 'application/grpc'], ['te', 'trailers']],
+        trailers: null, body: Buffer.concat([prefix, msg]), bodyCut: false } }));
+    }
+    writeFileSync(join(dir, 'grpc.ftr'), lines.join(''));
+    const r = await runAsync('node', [CLI, 'diff', join(dir, 'grpc.ftr'), '--primary', primary, '--secondary', secondary, '--candidate', candidate,
+      '--proto-dir', protoDir, '--allow-side-effects', '--report-json', join(dir, 'r.json')]);
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')) as DiffReport;
+    expect(realFields(report)).toEqual(['/shop.Catalog/GetItem body.name value changed']);
+    const ep = report.endpoints[0];
+    expect(ep).toMatchObject({ requests: 40, withDifferences: 20 });
+    // (protobufjs names the field servedAt, as its JSON mapping does.)
+    expect(ep.fields.filter((f) => !f.real).map((f) => f.path)).toEqual(expect.arrayContaining(['body.servedAt', 'body.trace', 'body.tags']));
+    // Held back without --allow-side-effects: a gRPC call may change state.
+    const held = await runAsync('node', [CLI, 'diff', join(dir, 'grpc.ftr'), '--primary', primary, '--secondary', secondary, '--candidate', candidate]);
+    expect(held.stdout).toMatch(/three-way: 0 requests/);
+  });
+
+  it('Dubbo: the status byte and values compared (hessian.js); the regression in one method is reported, noise is not', async () => {
+    const { DubboDecoder, encodeResponse } = await import('../src/index.js');
+    const { encodeRequest } = await import('../src/index.js');
+    const provider = async (version: 'old' | 'new') => {
+      const server = net.createServer((sock) => {
+        const d = new DubboDecoder({ onMessage: (m) => {
+          if (m.type !== 'request' || m.event) return;
+          const method = m.request?.method;
+          const requestId = BigInt(m.requestId);
+          if (method === 'getUser') {
+            sock.write(encodeResponse({ requestId, value: new Map<string, unknown>([['name', 'Ada'], ['level', version === 'new' ? 'gold' : 'silver'], ['servedAt', String(process.hrtime.bigint())]]) }));
+          } else {
+            sock.write(encodeResponse({ requestId, value: new Map<string, unknown>([['ok', true], ['nonce', randomUUID()]]) }));
+          }
+        } });
+        sock.on('data', (b: Buffer) => d.write(b));
+        sock.on('error', () => {});
+      });
+      return `http://127.0.0.1:${await listen(server)}`;
+    };
+    const [primary, secondary, candidate] = [await provider('old'), await provider('old'), await provider('new')];
+    const dir = tempDir();
+    const lines = [FTR_HEADER + '\n'];
+    for (let i = 0; i < 30; i++) {
+      const raw = encodeRequest({ requestId: BigInt(i + 1), service: 'demo.UserService', method: i % 2 ? 'getUser' : 'ping', parameterTypes: 'J', args: [{ $class: 'long', $: i }] });
+      lines.push(encodeFtr({ type: 1, id: id(i), timestamp: T0 + BigInt(i), latency: -1n, protocol: 'dubbo', raw }));
+    }
+    writeFileSync(join(dir, 'dubbo.ftr'), lines.join(''));
+    const { report } = await diffRecordings([join(dir, 'dubbo.ftr')], { primary, secondary, candidate, allowSideEffects: true });
+    expect(realFields(report)).toEqual(['demo.UserService/getUser body.level value changed']);
+    expect(report.endpoints.map((e) => [e.endpoint, e.requests, e.withDifferences])).toEqual([['demo.UserService/getUser', 15, 15], ['demo.UserService/ping', 15, 0]]);
+    expect(report.endpoints[0].examples[0].primary.status).toBe('dubbo 20 value');
+  });
+});
+
 const chromium = '/usr/bin/chromium';
 describe.skipIf(!existsSync(chromium))(`the HTML report in a real browser${existsSync(chromium) ? '' : ' (skipped: no /usr/bin/chromium: apt-get install chromium)'}`, () => {
   it('renders the regression row from a self-contained page (no network), and a screenshot is kept', async () => {

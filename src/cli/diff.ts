@@ -109,7 +109,7 @@ export function diff(args: string[]): Promise<number> | number {
         const { diffRecordings } = await import('../diff/run.js');
         const r = await diffRecordings(positionals, {
           ...opts, primary: v.primary!, secondary: v.secondary!, candidate: v.candidate!, allowSideEffects: v['allow-side-effects'],
-          replay: { workers, timeout },
+          replay: { workers, timeout }, protos,
           read: { onProblem: (file, line, why) => process.stderr.write(`flowtap: ${file}:${line}: ${why} (skipped)\n`) },
         });
         report = r.report;

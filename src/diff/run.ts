@@ -35,6 +35,8 @@ export interface ThreeWayOptions extends DiffOptions {
   /** Replay options for the recording mode (speed, workers, timeout ...). */
   replay?: Partial<ReplayOptions>;
   read?: ReadOptions;
+  /** gRPC: decode messages with these schemas, so fields are compared by name. */
+  protos?: ProtoRegistry;
 }
 
 /** Three-way from a recording: each request to the three sides at once, answers diffed per request. */
@@ -53,7 +55,7 @@ export async function diffRecordings(files: readonly string[], o: ThreeWayOption
   // One replay, each request sent to the three sides at the same moment (as Diffy does): time-dependent
   // fields then differ as much between primary and secondary as between primary and candidate.
   const r = new Replayer({
-    speed: 'max', ...o.replay, target: o.primary, also: [o.secondary, o.candidate], keepRaw: BODY_CAP, bodyCapture: BODY_CAP, decodeValues: true,
+    speed: 'max', ...o.replay, target: o.primary, also: [o.secondary, o.candidate], keepRaw: BODY_CAP, bodyCapture: BODY_CAP, decodeValues: true, protos: o.protos,
     read: o.read, selection: { ...o.selection, allowSideEffects: o.allowSideEffects ?? false },
   });
   r.on('record', (rec, id, side) => settle(id, side, rec));

@@ -6,6 +6,7 @@
  * are answered.
  */
 import net from 'node:net';
+import type { ProtoRegistry } from '../codecs/grpc/schemas.js';
 import { DubboDecoder } from '../codecs/dubbo/decoder.js';
 import { encodeHeartbeat } from '../codecs/dubbo/encoder.js';
 import { Http1Decoder, type Http1Message } from '../codecs/http1/decoder.js';
@@ -26,6 +27,8 @@ export interface TargetOptions {
   bodyCapture?: number;
   /** Dubbo: decode return values and exceptions (a diff compares them). */
   decodeValues?: boolean;
+  /** gRPC: schemas to decode the answers' messages with (else a schema-less dump). */
+  protos?: ProtoRegistry;
   connectTimeout?: number;
 }
 

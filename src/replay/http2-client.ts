@@ -114,7 +114,7 @@ export class Http2Target {
       } else m.body = h.body.subarray(0, this.opts.bodyCapture ?? 4096);
       return m;
     };
-    const ctx = { client: { ip: '', port: 0 }, server: this.peer, connectionId: this.connectionId, options: {} };
+    const ctx = { client: { ip: '', port: 0 }, server: this.peer, connectionId: this.connectionId, options: {}, protos: this.opts.protos };
     const x = {
       streamId: 1, start, req: message(req, req.body.length, start), res: message(res, resSize, end), reset: null, end, failure: null,
       parseError: false, lost: null, gapped: false,

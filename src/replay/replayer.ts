@@ -4,6 +4,7 @@
  * decoders into records and type-3 payloads, and a summary of what happened, what was held back and why.
  */
 import { EventEmitter } from 'eventemitter3';
+import type { ProtoRegistry } from '../codecs/grpc/schemas.js';
 import type { AnyRecord } from '../records/types.js';
 import type { SendResult, Target } from './connection.js';
 import { RecordingWriter, readRecordingBatches, type ReadOptions } from './files.js';
@@ -50,6 +51,8 @@ export interface ReplayOptions {
   bodyCapture?: number;
   /** Dubbo: decode return values and exceptions into the records. */
   decodeValues?: boolean;
+  /** gRPC: schemas to decode the answers' messages with. */
+  protos?: ProtoRegistry;
   /** Write the requests sent (1), the recorded answers (2) and the replayed ones (3) here. */
   out?: string;
   read?: ReadOptions;
