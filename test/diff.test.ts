@@ -217,7 +217,7 @@ describe('three-way diff over gRPC (grpc-js, with a .proto) and Dubbo (a provide
       server.addService({ GetItem: method } as never, {
         GetItem: (call: { request: { id: string } }, cb: (e: null, v: object) => void) => cb(null, {
           id: call.request.id, name: version === 'new' && call.request.id.startsWith('b') ? 'renamed' : `item ${call.request.id}`, price: 4.5,
-          served_at: String(process.hrtime.bigint()), trace: randomUUID(), tags: ['x', 'y', 'z'].sort(() => Math.random() - 0.5),
+          servedAt: String(process.hrtime.bigint()), trace: randomUUID(), tags: ['x', 'y', 'z'].sort(() => Math.random() - 0.5),
         }),
       });
       const port = await new Promise<number>((r, j) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? j(e) : r(p))));
