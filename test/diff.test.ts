@@ -217,7 +217,7 @@ describe('three-way diff over gRPC (grpc-js, with a .proto) and Dubbo (a provide
       server.addService({ GetItem: method } as never, {
         GetItem: (call: { request: { id: string } }, cb: (e: null, v: object) => void) => cb(null, {
           id: call.request.id, name: version === 'new' && call.request.id.startsWith('b') ? 'renamed' : `item ${call.request.id}`, price: 4.5,
-          servedAt: String(process.hrtime.bigint()), trace: randomUUID(), tags: ['x', 'y', 'z'].sort(() => Math.random() - 0.5),
+          servedAt: String(process.hrtime.bigint()), trace: randomUUID() // (protobufjs takes camelCase; the schema says served_at), tags: ['x', 'y', 'z'].sort(() => Math.random() - 0.5),
         }),
       });
       const port = await new Promise<number>((r, j) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? j(e) : r(p))));
@@ -243,8 +243,7 @@ describe('three-way diff over gRPC (grpc-js, with a .proto) and Dubbo (a provide
     expect(realFields(report)).toEqual(['/shop.Catalog/GetItem body.name value changed']);
     const ep = report.endpoints[0];
     expect(ep).toMatchObject({ requests: 40, withDifferences: 20 });
-    // (protobufjs names the field servedAt, as its JSON mapping does.)
-    expect(ep.fields.filter((f) => !f.real).map((f) => f.path)).toEqual(expect.arrayContaining(['body.servedAt', 'body.trace', 'body.tags']));
+    expect(ep.fields.filter((f) => !f.real).map((f) => f.path)).toEqual(expect.arrayContaining(['body.served_at', 'body.trace', 'body.tags']));
     // Held back without --allow-side-effects: a gRPC call may change state.
     const held = await runAsync('node', [CLI, 'diff', join(dir, 'grpc.ftr'), '--primary', primary, '--secondary', secondary, '--candidate', candidate]);
     expect(held.stdout).toMatch(/three-way: 0 requests/);
