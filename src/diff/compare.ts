@@ -63,7 +63,8 @@ export function compare(a: Answer, b: Answer, opts: CompareOptions = {}): Differ
 /** A rule path matches the field and everything under it; `*` matches one key. */
 function matches(rule: string, path: string): boolean {
   if (!rule.includes('*')) return path === rule || path.startsWith(rule + '.') || path.startsWith(rule + '[');
-  const re = new RegExp(`^${rule.replace(/[.+?^${}()|\\]/g, '\\$&').replace(/\\\.\*/g, '\\.[^.[]+').replace(/\[\]/g, '\\[\\]')}(?:$|[.[])`);
+  const escaped = rule.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const re = new RegExp(`^${escaped.replace(/\\\.\\\*/g, '\\.[^.[]+')}(?:$|[.[])`);
   return re.test(path);
 }
 
