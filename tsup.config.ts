@@ -6,7 +6,7 @@ export default defineConfig([
     // and `sideEffects: false` lets bundlers drop what a user does not import.
     entry: {
       index: 'src/index.ts', 'codecs/index': 'src/codecs/index.ts', 'plugin-worker': 'src/plugins/plugin-worker.ts',
-      'sinks/index': 'src/sinks/index.ts', 'bpf/index': 'src/bpf/index.ts', 'replay/index': 'src/replay/index.ts', 'diff/index': 'src/diff/index.ts' },
+      'sinks/index': 'src/sinks/index.ts', 'bpf/index': 'src/bpf/index.ts', 'replay/index': 'src/replay/index.ts', 'diff/index': 'src/diff/index.ts', 'gateway/index': 'src/gateway/index.ts' },
     format: ['esm', 'cjs'],
     dts: true,
     splitting: true,

@@ -28,6 +28,26 @@ public class DubboPeer {
     }
   }
 
+  /** The Book of Pipy's rest2dubbo demo (io.flomesh.demo.api.BookWarehouseService). */
+  public static class Book implements Serializable {
+    public long id;
+    public String isbn;
+    public String author;
+    public String name;
+    public int value;
+    public Date date;
+    public Book() {}
+    public Book(long id) {
+      this.id = id;
+      this.isbn = "978-" + (1000000000L + id);
+      // Non-ASCII authors for some books: UTF-8 through Hessian and JSON.
+      this.author = id % 3 == 0 ? "Łukasz Żółć" : id % 3 == 1 ? "松本 行弘" : "Ada Lovelace";
+      this.name = "Book #" + id;
+      this.value = (int) (id * 7 % 100);
+      this.date = new Date(1600000000000L + id * 86400000L);
+    }
+  }
+
   static final int HEADER = 16;
 
   static class Frame { byte[] header; byte[] body; long id; }
@@ -106,6 +126,23 @@ public class DubboPeer {
     }
   }
 
+  /** getBook(String id): a Book; "slow:MS" sleeps first; an unknown id throws IllegalArgumentException. */
+  static byte[] book(long rid, String method, Object[] a, Map<String, Object> att) throws Exception {
+    if (!method.equals("getBook")) return error(rid, (byte) 40, "unknown method " + method);
+    String id = (String) a[0];
+    if (id.startsWith("slow:")) {
+      Thread.sleep(Long.parseLong(id.substring(5)));
+      return value(rid, new Book(1), att);
+    }
+    if (id.equals("none")) return nullValue(rid, att);
+    long n;
+    try { n = Long.parseLong(id); } catch (NumberFormatException e) { n = -1; }
+    if (n < 1 || n > 100000) return exception(rid, new IllegalArgumentException("no book with id " + id), att);
+    // Answers leave out of order: each call takes its own few milliseconds.
+    Thread.sleep((n * 7919) % 7);
+    return value(rid, new Book(n), att);
+  }
+
   static synchronized void write(OutputStream out, byte[] b) throws IOException {
     out.write(b);
     out.flush();
@@ -114,6 +151,7 @@ public class DubboPeer {
   static byte[] answer(long id, String service, String method, Object[] a, Object attachments) throws Exception {
     Map<String, Object> att = new HashMap<>();
     att.put("dubbo", "2.0.2");
+    if (service.equals("io.flomesh.demo.api.BookWarehouseService")) return book(id, method, a, att);
     switch (method) {
       case "login": return value(id, new User(7, (String) a[0]), att);
       case "getUser": return value(id, new User(((Number) a[0]).longValue(), "user-" + a[0]), att);
