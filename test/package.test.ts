@@ -131,7 +131,7 @@ describe('docs and examples', () => {
   it('docs/api.md names every runtime export of every entry point, and nothing that is not one', async () => {
     const api = readFileSync(join(root, 'docs/api.md'), 'utf8');
     const documented = new Set([...api.matchAll(/`([A-Za-z_][A-Za-z0-9_]*)(?:\([^`]*\))?`/g)].map((m) => m[1]));
-    for (const entry of ['index', 'codecs/index', 'sinks/index', 'bpf/index', 'replay/index', 'diff/index']) {
+    for (const entry of ['index', 'codecs/index', 'sinks/index', 'bpf/index', 'replay/index', 'diff/index', 'gateway/index']) {
       const exported = Object.keys(await import(join(root, 'dist', `${entry}.js`)));
       expect(exported.filter((name) => !documented.has(name)), `${entry} exports missing from docs/api.md`).toEqual([]);
     }

@@ -85,7 +85,11 @@ class Connection {
 }
 
 export class DubboClient extends EventEmitter<DubboClientEvents> {
-  readonly stats = { calls: 0, answered: 0, timeouts: 0, lateAnswers: 0, failures: 0, reconnects: 0, heartbeatsSent: 0, heartbeatsAnswered: 0 };
+  readonly stats = {
+    calls: 0, answered: 0, timeouts: 0, lateAnswers: 0, failures: 0, reconnects: 0, heartbeatsSent: 0, heartbeatsAnswered: 0,
+    /** Answers that overtook an earlier call on the same connection (paired by id all the same). */
+    outOfOrder: 0,
+  };
   private readonly conns: Connection[];
   private readonly opts: Required<DubboClientOptions>;
   private next = 0;
@@ -211,6 +215,8 @@ export class DubboClient extends EventEmitter<DubboClientEvents> {
     if (m.type !== 'response') return;
     const call = c.calls.get(m.requestId);
     if (!call) { this.stats.lateAnswers++; return; } // timed out already: discarded
+    // Calls wait in id order: an earlier one still waiting means this answer overtook it.
+    if (c.calls.keys().next().value !== m.requestId) this.stats.outOfOrder++;
     c.calls.delete(m.requestId);
     clearTimeout(call.timer);
     this.stats.answered++;
