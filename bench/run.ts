@@ -5,6 +5,7 @@
 import { benchBpf } from './bpf.js';
 import { benchDiff } from './diff.js';
 import { benchDubbo } from './dubbo.js';
+import { benchGateway } from './gateway.js';
 import { benchHttp1 } from './http1.js';
 import { benchGrpc } from './grpc.js';
 import { benchHttp2 } from './http2.js';
@@ -13,7 +14,7 @@ import { benchProxy } from './proxy.js';
 import { benchReplay } from './replay.js';
 import type { BenchResult } from './measure.js';
 
-const benches: Record<string, () => BenchResult | Promise<BenchResult>> = { http1: benchHttp1, dubbo: benchDubbo, http2: benchHttp2, grpc: benchGrpc, plugins: benchPlugins, replay: benchReplay, diff: benchDiff, proxy: benchProxy, bpf: benchBpf };
+const benches: Record<string, () => BenchResult | Promise<BenchResult>> = { http1: benchHttp1, dubbo: benchDubbo, http2: benchHttp2, grpc: benchGrpc, plugins: benchPlugins, replay: benchReplay, diff: benchDiff, gateway: benchGateway, proxy: benchProxy, bpf: benchBpf };
 const only = process.argv.slice(2);
 const all: BenchResult[] = [];
 for (const [name, run] of Object.entries(benches)) {
