@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { diffRecordings, type DiffReport } from '../src/diff/index.js';
 import { encodeFtr, FTR_HEADER } from '../src/replay/index.js';
+import { recordThrough } from './taps.js';
 import { cleanups, freePort, runAsync, tempDir } from './tools.js';
 
 const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
@@ -172,20 +173,13 @@ describe('two-way diff on a recording made by replay', () => {
     }));
     const dir = tempDir();
     // Record the old version through the proxy (types 1 and 2), each request twice: identical requests.
-    const { Recorder } = await import('../src/replay/index.js');
-    const { TapProxy } = await import('../src/index.js');
-    const rec = new Recorder(join(dir, 'prod.ftr'));
-    const proxy = new TapProxy({ listen: { port: 0 }, upstream: { host: '127.0.0.1', port: old }, keepRaw: 1 << 20 });
-    proxy.on('record', (r) => rec.record(r));
-    const { port } = await proxy.listen();
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    for (const p of ['/orders/1', '/orders/2', '/health', '/orders/1', '/orders/2', '/health']) {
-      await new Promise<void>((resolve) => http.get({ host: '127.0.0.1', port, path: p, agent }, (r) => { r.resume(); r.on('end', () => resolve()); }));
-    }
-    agent.destroy();
-    await new Promise((r) => setTimeout(r, 100));
-    await proxy.close();
-    await rec.close();
+    await recordThrough(join(dir, 'prod.ftr'), old, async (port) => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      for (const p of ['/orders/1', '/orders/2', '/health', '/orders/1', '/orders/2', '/health']) {
+        await new Promise<void>((resolve) => http.get({ host: '127.0.0.1', port, path: p, agent }, (r) => { r.resume(); r.on('end', () => resolve()); }));
+      }
+      agent.destroy();
+    });
     const replayed = await runAsync('node', [CLI, 'replay', join(dir, 'prod.ftr'), '--target', `http://127.0.0.1:${changed}`, '--speed', 'max', '--out', join(dir, 'out.ftr')]);
     expect(replayed.status, replayed.stderr).toBe(0);
     const r = await runAsync('node', [CLI, 'diff', join(dir, 'out.ftr'), '--ignore', 'json:$.tags', '--report-json', join(dir, 'r.json')]);

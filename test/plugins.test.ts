@@ -7,8 +7,9 @@ import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  loadPlugins, PluginHost, TapProxy, type AnyRecord, type FlowtapPlugin, type GrpcRecord, type Http1Record, type PluginRecord,
+  loadPlugins, PluginHost, type AnyRecord, type FlowtapPlugin, type GrpcRecord, type Http1Record, type PluginRecord,
 } from '../src/index.js';
+import { tapTo } from './taps.js';
 import { captureSkipReason, cleanups, run, startCapture, tempDir } from './tools.js';
 
 const examples = new URL('../examples/plugins/', import.meta.url).pathname;
@@ -16,13 +17,9 @@ const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
 const { closers, listen } = cleanups(afterEach);
 
 /** A tap proxy to `port` whose records go through `host` into the returned array. */
-async function tapWith(host: PluginHost, port: number): Promise<{ proxy: TapProxy; records: AnyRecord[]; port: number }> {
-  const records: AnyRecord[] = [];
-  const proxy = new TapProxy({ listen: { port: 0 }, upstream: { host: '127.0.0.1', port }, protocols: host.allProtocols });
-  proxy.on('record', (r) => host.process(r, (out) => records.push(out)));
-  const addr = await proxy.listen();
-  closers.push(() => host.close(), () => proxy.close());
-  return { proxy, records, port: addr.port };
+function tapWith(host: PluginHost, port: number) {
+  closers.push(() => host.close());
+  return tapTo(closers, port, { protocols: host.allProtocols }, (r, records) => host.process(r, (out) => records.push(out)));
 }
 
 function get(port: number, path: string, agent?: http.Agent): Promise<{ status: number; body: string }> {

@@ -5,26 +5,13 @@ import { existsSync } from 'node:fs';
 import http2 from 'node:http2';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TapProxy, wireOf, type AnyRecord, type GrpcRecord, type Http2Record } from '../src/index.js';
-import { Recorder, Replayer, readRecordings, type Payload } from '../src/replay/index.js';
+import { wireOf, type GrpcRecord, type Http2Record } from '../src/index.js';
+import { Replayer, readRecordings, type Payload } from '../src/replay/index.js';
 import { runCalls, startServer } from './grpc/peer.js';
+import { recordThrough } from './taps.js';
 import { cleanups, have, runAsync, tempDir } from './tools.js';
 
 const { closers } = cleanups(afterEach);
-
-/** Record what a client does through a keepRaw tap proxy into `file`. */
-async function recordThrough(file: string, upstreamPort: number, traffic: (port: number) => Promise<unknown>) {
-  const recorder = new Recorder(file);
-  const originals: AnyRecord[] = [];
-  const proxy = new TapProxy({ listen: { port: 0 }, upstream: { host: '127.0.0.1', port: upstreamPort }, keepRaw: 1 << 20 });
-  proxy.on('record', (r) => { originals.push(r); recorder.record(r); });
-  const { port } = await proxy.listen();
-  const result = await traffic(port);
-  await new Promise((r) => setTimeout(r, 200));
-  await proxy.close();
-  await recorder.close();
-  return { recorder, originals, result };
-}
 
 async function payloads(file: string): Promise<Payload[]> {
   const out: Payload[] = [];

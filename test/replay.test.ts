@@ -5,8 +5,8 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { gzipSync, gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TapProxy } from '../src/index.js';
-import { Recorder, Replayer, readRecordings, type Payload } from '../src/replay/index.js';
+import { Replayer, readRecordings, type Payload } from '../src/replay/index.js';
+import { recordThrough } from './taps.js';
 import { captureSkipReason, cleanups, freePort, run, runAsync, tempDir } from './tools.js';
 
 const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
@@ -57,18 +57,6 @@ function strictGor(file: Buffer): { type: string; id: string; ts: string; latenc
   return out;
 }
 
-async function record(out: string, upstreamPort: number, traffic: (port: number) => Promise<void>): Promise<Recorder> {
-  const recorder = new Recorder(out);
-  const proxy = new TapProxy({ listen: { port: 0 }, upstream: { host: '127.0.0.1', port: upstreamPort }, keepRaw: 1 << 20 });
-  proxy.on('record', (r) => recorder.record(r));
-  const { port } = await proxy.listen();
-  await traffic(port);
-  await new Promise((r) => setTimeout(r, 100));
-  await proxy.close();
-  await recorder.close();
-  return recorder;
-}
-
 function get(port: number, path: string, headers: Record<string, string> = {}, method = 'GET', body?: string, agent?: http.Agent): Promise<string> {
   return new Promise((resolve, reject) => {
     const q = http.request({ host: '127.0.0.1', port, path, method, headers, agent }, (r) => {
@@ -86,7 +74,7 @@ describe('.gor files', () => {
     const dir = tempDir();
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     closers.push(() => agent.destroy());
-    const rec = await record(join(dir, 'r.gor'), up.port, async (port) => {
+    const { recorder: rec } = await recordThrough(join(dir, 'r.gor'), up.port, async (port) => {
       await get(port, '/a?x=1', { 'X-Mixed-Case': 'Value' }, 'GET', undefined, agent);
       await get(port, '/b', { 'content-type': 'text/plain' }, 'POST', 'the body', agent);
     });
@@ -340,7 +328,7 @@ describe('record, then replay through the API, with type-3 output', () => {
   it('Replayer: each request once, answers as records and type-3 payloads paired with their ids', async () => {
     const before = await target();
     const dir = tempDir();
-    await record(join(dir, 'api.ftr'), before.port, async (port) => {
+    await recordThrough(join(dir, 'api.ftr'), before.port, async (port) => {
       for (let i = 0; i < 20; i++) await get(port, `/item/${i}`, { 'x-n': String(i) });
     });
     const after = await target((s) => ({ status: s.url.endsWith('/13') ? 503 : 200, body: `v2 ${s.url}` }));

@@ -8,18 +8,12 @@ import { encodeRequest, encodeResponse, DubboDecoder, TapProxy, type ExchangeRec
 import { BatchingSink } from '../src/sinks/index.js';
 import { runCalls, startServer } from './grpc/peer.js';
 import { rng } from './helpers.js';
+import { tapTo } from './taps.js';
 import { captureSkipReason, cleanups, run, runAsync, startCapture, tempDir } from './tools.js';
 
 const { closers, listen } = cleanups(afterEach);
 
-async function proxyTo(port: number, opts: Partial<ConstructorParameters<typeof TapProxy>[0]> = {}) {
-  const records: ExchangeRecord[] = [];
-  const proxy = new TapProxy({ listen: { port: 0 }, upstream: { host: '127.0.0.1', port }, ...opts });
-  proxy.on('record', (r) => records.push(r));
-  const addr = await proxy.listen();
-  closers.push(() => proxy.close());
-  return { proxy, records, port: addr.port };
-}
+const proxyTo = (port: number, opts: Parameters<typeof tapTo>[2] = {}) => tapTo(closers, port, opts);
 
 /** Write `data` in random-sized chunks, honouring backpressure. */
 async function writeChunks(s: net.Socket, data: Buffer, r: () => number): Promise<void> {

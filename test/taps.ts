@@ -1,0 +1,34 @@
+/** Tap proxies in front of test upstreams: one helper for every test that records through the proxy. */
+import { TapProxy, type AnyRecord } from '../src/index.js';
+import { Recorder } from '../src/replay/index.js';
+
+type TapOptions = Partial<ConstructorParameters<typeof TapProxy>[0]>;
+type Closers = (() => Promise<unknown> | unknown)[];
+
+/**
+ * A tap proxy on a free loopback port in front of `port`; its records go to `onRecord` (default: the
+ * returned array). The proxy is closed by `closers` after the test.
+ */
+export async function tapTo(closers: Closers, port: number, opts: TapOptions = {}, onRecord?: (r: AnyRecord, records: AnyRecord[]) => void) {
+  const records: AnyRecord[] = [];
+  const proxy = new TapProxy({ listen: { port: 0 }, upstream: { host: '127.0.0.1', port }, ...opts });
+  proxy.on('record', onRecord ? (r) => onRecord(r, records) : (r) => records.push(r));
+  const addr = await proxy.listen();
+  closers.push(() => proxy.close());
+  return { proxy, records, port: addr.port };
+}
+
+/** Record what `traffic` does through a keepRaw tap proxy into `file`; the originals are the proxy's records. */
+export async function recordThrough<T>(file: string, upstreamPort: number, traffic: (port: number) => Promise<T>) {
+  const recorder = new Recorder(file);
+  const originals: AnyRecord[] = [];
+  const proxy = new TapProxy({ listen: { port: 0 }, upstream: { host: '127.0.0.1', port: upstreamPort }, keepRaw: 1 << 20 });
+  proxy.on('record', (r) => { originals.push(r); recorder.record(r); });
+  const { port } = await proxy.listen();
+  const result = await traffic(port);
+  // Let the last exchange's record out of the proxy before closing.
+  await new Promise((r) => setTimeout(r, 200));
+  await proxy.close();
+  await recorder.close();
+  return { recorder, originals, result };
+}
