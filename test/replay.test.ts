@@ -1,5 +1,4 @@
 /** Record and replay: GoReplay's files and flags against real servers, on flowtap's decoders. */
-import { once } from 'node:events';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';

@@ -4,7 +4,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeRequest, encodeResponse, DubboDecoder, TapProxy, type ExchangeRecord } from '../src/index.js';
+import { encodeRequest, encodeResponse, DubboDecoder, type ExchangeRecord } from '../src/index.js';
 import { BatchingSink } from '../src/sinks/index.js';
 import { runCalls, startServer } from './grpc/peer.js';
 import { rng } from './helpers.js';
