@@ -49,6 +49,38 @@ describe('a throwing record callback', () => {
     expect(seen.at(-1)).toBe('/d ok');
   });
 
+  it('in the proxy: guarded record listeners keep the emitter\'s own semantics (once, off, context, listeners)', async () => {
+    const server = http.createServer((q, s) => s.end('ok'));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const proxy = new TapProxy({ listen: { port: 0 }, upstream: { host: '127.0.0.1', port: (server.address() as AddressInfo).port } });
+    const seen = { once: 0, on: 0, removed: 0 };
+    const ctx = { name: 'ctx' };
+    let self: unknown = null;
+    const removed = () => { seen.removed++; };
+    proxy.once('record', () => { seen.once++; });
+    proxy.on('record', function (this: unknown) { seen.on++; self = this; }, ctx);
+    proxy.on('record', removed);
+    expect(proxy.listeners('record')).toContain(removed);
+    proxy.off('record', removed);
+    expect(proxy.listenerCount('record')).toBe(2);
+    const { port } = await proxy.listen();
+    try {
+      for (let i = 0; i < 3; i++) {
+        await new Promise<void>((resolve, reject) => {
+          http.get({ host: '127.0.0.1', port, path: `/${i}`, agent: false }, (r) => { r.resume(); r.on('end', () => resolve()); }).on('error', reject);
+        });
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      expect(seen).toEqual({ once: 1, on: 3, removed: 0 });
+      expect(self).toBe(ctx);
+      expect(proxy.listenerCount('record')).toBe(1);
+    } finally {
+      await proxy.close();
+      server.close();
+    }
+  });
+
   it('in the proxy: forwarding unchanged, a userError event and counter per throw, other listeners still get every record', async () => {
     const server = http.createServer((q, s) => s.end(`answer to ${q.url}`));
     server.listen(0, '127.0.0.1');

@@ -15,10 +15,10 @@ export class RecordCallbackError extends Error {
 
 export type UserErrorHandler = (error: RecordCallbackError) => void;
 
-/** Call `fn(record)`; a throw goes to `report` as a RecordCallbackError. */
-export function deliver(fn: (r: AnyRecord) => void, record: AnyRecord, report: UserErrorHandler): void {
+/** Call `fn(record)` (with `self` as this); a throw goes to `report` as a RecordCallbackError. */
+export function deliver(fn: (r: AnyRecord) => void, record: AnyRecord, report: UserErrorHandler, self?: unknown): void {
   try {
-    fn(record);
+    fn.call(self, record);
   } catch (e) {
     report(new RecordCallbackError(e, record));
   }

@@ -4,11 +4,11 @@ import type { BodyFields } from './types.js';
 /** Record body fields: UTF-8 text when the captured bytes are valid UTF-8, else base64. */
 export function bodyFields(body: Uint8Array | null, bodySize: number): BodyFields {
   if (!body || body.length === 0) return { bodySize };
-  let b = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.length);
+  const all = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.length);
   // A cap can cut a multi-byte character: drop the cut tail rather than call the whole body binary.
-  if (b.length < bodySize) b = b.subarray(0, utf8Boundary(b));
+  const b = all.length < bodySize ? all.subarray(0, utf8Boundary(all)) : all;
   if (isUtf8(b)) return { bodySize, body: b.toString('utf8') };
-  return { bodySize, body: Buffer.from(body).toString('base64'), bodyEncoding: 'base64' };
+  return { bodySize, body: all.toString('base64'), bodyEncoding: 'base64' };
 }
 
 /** The captured body bytes of a record part (text or base64), or null when none was captured. */
