@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  loadPlugins, PluginHost, type AnyRecord, type FlowtapPlugin, type GrpcRecord, type Http1Record, type PluginRecord,
+  loadPlugins, PluginHost, type AnyRecord, type RecordCallbackError, type FlowtapPlugin, type GrpcRecord, type Http1Record, type PluginRecord,
 } from '../src/index.js';
 import { tapTo } from './taps.js';
 import { captureSkipReason, cleanups, run, startCapture, tempDir } from './tools.js';
@@ -214,6 +214,24 @@ describe('isolation', () => {
     const s = host.stats[0];
     expect(s).toMatchObject({ name: 'loop', isolate: 'worker' });
     expect(s.timeouts).toBeGreaterThanOrEqual(1);
+  });
+
+  it("with a worker plugin, a `next` that throws is reported as the caller's error and later records still pass", async () => {
+    const host = await loadPlugins([{ path: join(examples, 'business-id.mjs'), isolate: 'worker' }]);
+    closers.push(() => host.close());
+    const userErrors: RecordCallbackError[] = [];
+    host.on('userError', (e) => userErrors.push(e));
+    const out: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      host.process({ protocol: 'http1', endpoint: `/${i}`, status: 'ok' } as AnyRecord, (r) => {
+        if (r.endpoint === '/1') throw new Error('caller bug');
+        out.push(r.endpoint);
+      });
+    }
+    await host.drain();
+    expect(out).toEqual(['/0', '/2', '/3']);
+    expect(userErrors.map((e) => [e.record.endpoint, (e.cause as Error).message])).toEqual([['/1', 'caller bug']]);
+    expect(host.stats[0].failures).toBe(0);
   });
 
   it('a hook that throws leaves the record as it was, is counted, and is switched off after maxFailures', () => {

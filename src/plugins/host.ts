@@ -7,6 +7,7 @@
  * on records, after decoding.
  */
 import { EventEmitter } from 'eventemitter3';
+import { deliver, type RecordCallbackError } from '../pipeline/deliver.js';
 import type { Stage, Next } from '../pipeline/stages.js';
 import { protocols as builtin } from '../pipeline/protocols.js';
 import type { ProtocolModule } from '../pipeline/session.js';
@@ -50,6 +51,8 @@ export interface PluginHostEvents {
   overBudget: (plugin: string, ms: number, record: AnyRecord) => void;
   timeout: (plugin: string, ms: number) => void;
   disabled: (plugin: string, reason: string) => void;
+  /** The `next` a record was handed to threw (the caller's error, not a plugin's): later records go on. */
+  userError: (error: RecordCallbackError) => void;
 }
 
 interface Entry {
@@ -208,11 +211,14 @@ export class PluginHost extends EventEmitter<PluginHostEvents> {
         if (!e.worker) { records = records.map((r) => r && this.call(e, r)); continue; }
         records = await this.runWorker(e, records);
       }
-      batch.forEach((b, i) => { const r = records[i]; if (r) b.next(r); });
+      // Off the caller's stack now: a `next` that throws would end the pump and strand every later record.
+      batch.forEach((b, i) => { const r = records[i]; if (r) deliver(b.next, r, this.reportUserError); });
     }
     this.busy = false;
     for (const f of this.idle.splice(0)) f();
   }
+
+  private readonly reportUserError = (e: RecordCallbackError): void => { this.emit('userError', e); };
 
   private async runWorker(e: Entry, records: (AnyRecord | null)[]): Promise<(AnyRecord | null)[]> {
     const live = records.filter((r): r is AnyRecord => r !== null);
