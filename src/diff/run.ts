@@ -13,6 +13,7 @@ import { Http1Decoder, type Http1Message } from '../codecs/http1/decoder.js';
 import { TapProxy } from '../pipeline/tap-proxy.js';
 import type { AnyRecord } from '../records/types.js';
 import { readRecordings, type ReadOptions } from '../replay/files.js';
+import { parseTarget } from '../replay/connection.js';
 import { Mirror } from '../replay/mirror.js';
 import type { Payload } from '../replay/payload.js';
 import { Replayer, type ReplayOptions } from '../replay/replayer.js';
@@ -83,13 +84,12 @@ export class ThreeWay extends EventEmitter<ThreeWayEvents> {
 
   constructor(o: ThreeWayOptions & { listen: { host?: string; port: number }; queue?: number; timeout?: number; protos?: ProtoRegistry }) {
     super();
-    const target = (u: string) => { const url = new URL(u); return { host: url.hostname, port: Number(url.port || 80) }; };
     this.engine = new DiffEngine('three-way', o);
     this.mirror = new Mirror({
       targets: [o.secondary, o.candidate], queue: o.queue, timeout: o.timeout,
       selection: { ...o.selection, allowSideEffects: o.allowSideEffects ?? false }, bodyCapture: BODY_CAP,
     });
-    this.proxy = new TapProxy({ listen: o.listen, upstream: target(o.primary), mirror: this.mirror, bodyCapture: BODY_CAP, keepRaw: BODY_CAP, protos: o.protos, decodeValues: true });
+    this.proxy = new TapProxy({ listen: o.listen, upstream: parseTarget(o.primary, 'the primary').target, mirror: this.mirror, bodyCapture: BODY_CAP, keepRaw: BODY_CAP, protos: o.protos, decodeValues: true });
     const side = (url: string) => (url === o.secondary ? 1 : 2);
     this.mirror.on('answer', (shadow, primary, url) => this.settle(primary, side(url), shadow));
     this.mirror.on('failure', (_e, primary, url) => this.settle(primary, side(url), null));

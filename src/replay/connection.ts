@@ -17,6 +17,15 @@ import { attachWire, wireOf, type Http2Half } from '../records/wire.js';
 
 export interface Target { host: string; port: number }
 
+/** A target URL (`http://host:port/prefix`): where to connect, the Host to send, the path prefix. */
+export function parseTarget(t: string, what = 'a target'): { target: Target; host: string; prefix: string } {
+  let url: URL;
+  try { url = new URL(t); } catch { throw new Error(`${what} must be a URL like http://127.0.0.1:8080, not "${t}"`); }
+  if (url.protocol !== 'http:') throw new Error(`${what} must be http:// (h2c and Dubbo too), not ${url.protocol}`);
+  return { target: { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80) }, host: url.host,
+    prefix: url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '') };
+}
+
 /** How a target's answers are read: the limits, and how much of them the records keep. */
 export interface TargetOptions {
   /** No answer within this long is a failure, ms. */

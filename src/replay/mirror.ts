@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'eventemitter3';
 import type { AnyRecord } from '../records/types.js';
-import type { SendResult, Target } from './connection.js';
+import { parseTarget, type SendResult, type Target } from './connection.js';
 import { Http2Target } from './http2-client.js';
 import { payloadsOf, type Payload } from './payload.js';
 import { TargetPool } from './pool.js';
@@ -72,11 +72,8 @@ export class Mirror extends EventEmitter<MirrorEvents> {
     super();
     this.opts = { queue: 1000, workers: 4, timeout: 5000, ...options };
     this.shadows = options.targets.map((t) => {
-      let url: URL;
-      try { url = new URL(t); } catch { throw new Error(`a mirror target must be a URL like http://127.0.0.1:8080, not "${t}"`); }
-      if (url.protocol !== 'http:') throw new Error(`a mirror target must be http://, not ${url.protocol}`);
-      const target = { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80) };
-      return { url: t, target, host: url.host, pools: new Map(), pending: 0, tokens: options.rate ?? 0, refilled: Date.now(),
+      const { target, host } = parseTarget(t, 'a mirror target');
+      return { url: t, target, host, pools: new Map(), pending: 0, tokens: options.rate ?? 0, refilled: Date.now(),
         stats: { target: t, mirrored: 0, answered: 0, failed: 0, dropped: 0, skipped: 0, queued: 0 } };
     });
   }

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'eventemitter3';
 import type { ProtoRegistry } from '../codecs/grpc/schemas.js';
 import type { AnyRecord } from '../records/types.js';
-import type { SendResult, Target } from './connection.js';
+import { parseTarget, type SendResult, type Target } from './connection.js';
 import { RecordingWriter, readRecordingBatches, type ReadOptions } from './files.js';
 import { Http2Target } from './http2-client.js';
 import { Middleware } from './middleware.js';
@@ -117,13 +117,7 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
 
   constructor(options: ReplayOptions) {
     super();
-    this.sides = [options.target, ...(options.also ?? [])].map((t) => {
-      let url: URL;
-      try { url = new URL(t); } catch { throw new Error(`the target must be a URL like http://127.0.0.1:8080, not "${t}"`); }
-      if (url.protocol !== 'http:') throw new Error(`the target must be http:// (h2c and Dubbo too), not ${url.protocol}`);
-      return { target: { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80) },
-        prefix: url.pathname === '/' ? '' : url.pathname.replace(/\/$/, ''), host: url.host };
-    });
+    this.sides = [options.target, ...(options.also ?? [])].map((t) => parseTarget(t, 'the target'));
     this.opts = { workers: 8, timeout: 10_000, keepRaw: 1 << 20, ...options };
   }
 
