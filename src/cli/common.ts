@@ -119,3 +119,18 @@ export function wholeNumber(flag: string, s: string): number {
   return Number(s);
 }
 
+
+/** Resolves at SIGINT or SIGTERM, or after `ms` when given; leaves no signal listener behind. */
+export function untilStopped(ms?: number): Promise<void> {
+  return new Promise((resolve) => {
+    const t = ms === undefined ? null : setTimeout(() => stop(), ms);
+    function stop(): void {
+      if (t) clearTimeout(t);
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve();
+    }
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}

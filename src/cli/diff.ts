@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import type { DiffOptions, DiffReport } from '../diff/engine.js';
 import { ignoreRule } from '../diff/compare.js';
-import { hostPort, parseFlags, UsageError, wholeNumber } from './common.js';
+import { hostPort, parseFlags, untilStopped, UsageError, wholeNumber } from './common.js';
 import { parseWait } from './select-flags.js';
 
 export const DIFF_USAGE = `usage: flowtap diff FILE... --primary URL --secondary URL --candidate URL [options]   (three-way, from a recording)
@@ -96,12 +96,7 @@ export function diff(args: string[]): Promise<number> | number {
           return 2;
         }
         process.stderr.write(`flowtap: diffing on ${listen.host}:${listen.port}: clients get ${v.primary}; copies to ${v.secondary} and ${v.candidate}\n`);
-        await new Promise<void>((resolve) => {
-          const t = duration === undefined ? null : setTimeout(resolve, duration);
-          const stop = () => { if (t) clearTimeout(t); resolve(); };
-          process.once('SIGINT', stop);
-          process.once('SIGTERM', stop);
-        });
+        await untilStopped(duration);
         await tw.close();
         await new Promise((r) => setTimeout(r, Math.min(timeout, 2000))); // let the last copies answer
         report = tw.report();

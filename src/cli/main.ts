@@ -9,7 +9,7 @@ import { record, RECORD_USAGE, replay, REPLAY_USAGE } from './replay.js';
 import { diff, DIFF_USAGE } from './diff.js';
 import { applyRate, SELECT_FLAGS, SELECT_HELP, selectionFrom } from './select-flags.js';
 import type { MirrorOptions } from '../replay/mirror.js';
-import { hostPort, makeSink, outSpec, parseFlags, UsageError, usageFailure, wholeNumber, withPlugins, type OutSpec } from './common.js';
+import { hostPort, makeSink, outSpec, parseFlags, UsageError, untilStopped, usageFailure, wholeNumber, withPlugins, type OutSpec } from './common.js';
 
 const USAGE = `usage: flowtap <command> [options]
 
@@ -219,10 +219,7 @@ async function runDump(o: {
     process.stderr.write(`\r\x1b[Kconnections ${proxy.stats.open} open / ${proxy.stats.connections} total  records ${proxy.stats.records}  drops ${dropped}  upstream errors ${proxy.stats.upstreamErrors}`);
   };
   const ticker = tty ? setInterval(status, 250) : null;
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+  await untilStopped();
   if (ticker) { clearInterval(ticker); status(); process.stderr.write('\n'); }
   await proxy.close();
   await Promise.all(sinks.map((s) => s.close()));

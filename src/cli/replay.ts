@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { applyRate, parseSpeed, parseWait, selectionFrom, SELECT_FLAGS, SELECT_HELP } from './select-flags.js';
-import { hostPort, makeSink, outSpec, parseFlags, UsageError, wholeNumber, withPlugins } from './common.js';
+import { hostPort, makeSink, outSpec, parseFlags, untilStopped, UsageError, wholeNumber, withPlugins } from './common.js';
 import type { PluginHost } from '../plugins/host.js';
 import type { AnyRecord } from '../records/types.js';
 import { attachWire, wireOf } from '../records/wire.js';
@@ -153,15 +153,6 @@ async function runRecord(o: {
   process.stderr.write(`flowtap: ${s.exchanges} exchanges recorded to ${recorder.files.join(', ') || o.output}${notes.length ? `; ${notes.join('; ')}` : ''}\n`);
   if (pcapStats) process.stderr.write(`flowtap: tcpdump: ${pcapStats}\n`);
   return code;
-}
-
-function untilStopped(ms?: number): Promise<void> {
-  return new Promise((resolve) => {
-    const t = ms === undefined ? null : setTimeout(resolve, ms);
-    const stop = () => { if (t) clearTimeout(t); resolve(); };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
 }
 
 /**
