@@ -3,7 +3,7 @@
  * and a body parsed by its structure — JSON, form, protobuf messages (decoded with a schema, else the
  * schema-less dump), Dubbo values (hessian.js), text, else bytes.
  */
-import { bodyBytes } from '../records/body.js';
+import { bodyBytes, joined } from '../records/body.js';
 import type { AnyRecord, HeaderMap } from '../records/types.js';
 
 export type BodyKind = 'json' | 'form' | 'protobuf' | 'dubbo' | 'text' | 'bytes' | 'none';
@@ -20,11 +20,9 @@ export interface Answer {
   bodyError?: string;
 }
 
-const join = (v: string | string[] | undefined): string | undefined => (v === undefined ? undefined : Array.isArray(v) ? v.join(', ') : v);
-
 function headersOf(h: HeaderMap | Record<string, unknown> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(h ?? {})) out[k.toLowerCase()] = typeof v === 'string' || Array.isArray(v) ? join(v as string | string[])! : JSON.stringify(v);
+  for (const [k, v] of Object.entries(h ?? {})) out[k.toLowerCase()] = typeof v === 'string' || Array.isArray(v) ? joined(v as string | string[])! : JSON.stringify(v);
   return out;
 }
 
