@@ -195,6 +195,28 @@ describe('Dubbo exchange records', () => {
     return records;
   }
 
+  it('generic calls ($invoke, $invokeAsync) report the real method and its parameter types; heartbeats stay out', () => {
+    const GENERIC_TYPES = 'Ljava/lang/String;[Ljava/lang/String;[Ljava/lang/Object;';
+    const generic = (id: number, method: string, real: string, types: string[], args: unknown[]) => encodeRequest({
+      requestId: id, service: 'svc.Users', method, parameterTypes: GENERIC_TYPES, attachments: { generic: 'true' },
+      args: [real, { $class: '[string', $: types }, { $class: '[object', $: args }],
+    });
+    const records = run(
+      [Buffer.concat([
+        generic(1, '$invoke', 'getUser', ['long'], [{ $class: 'long', $: 7 }]),
+        generic(2, '$invokeAsync', 'rename', ['long', 'java.lang.String', 'int[]'], [{ $class: 'long', $: 7 }, 'ann', { $class: '[int', $: [1] }]),
+        encodeHeartbeat(98, true),
+      ])],
+      [Buffer.concat([encodeResponse({ requestId: 1, value: 'u7' }), encodeResponse({ requestId: 2, value: null }), encodeHeartbeat(98, false)])],
+      { decodeValues: true },
+    );
+    expect(records.map((r) => [r.requestId, r.endpoint, r.request.method, r.request.parameterTypes, r.status])).toEqual([
+      ['1', 'svc.Users/getUser', 'getUser', 'J', 'ok'],
+      ['2', 'svc.Users/rename', 'rename', 'JLjava/lang/String;[I', 'ok'],
+    ]);
+    expect(records[0].request.attachments).toMatchObject({ generic: 'true' });
+  });
+
   it('pairs out-of-order answers by id; status classes and errors follow record.md', () => {
     const call = (id: number, method: string, extra: object = {}) => encodeRequest({ requestId: id, service: 'svc.Orders', serviceVersion: null,
       method, parameterTypes: 'Ljava/lang/String;', args: ['x'], attachments: { traceparent: '00-aaa-bbb-01', 'X-Request-Id': `r${id}` }, ...extra });

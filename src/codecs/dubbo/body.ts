@@ -46,6 +46,20 @@ export function countParameters(desc: string): number {
 }
 
 /** Read a request body; arguments are skipped. `error` is set when the body does not parse. */
+/** Dubbo's generic-call methods (GenericService): the real method and its types are the first two arguments. */
+const GENERIC = new Set(['$invoke', '$invokeAsync']);
+
+const PRIMITIVES: Record<string, string> = {
+  boolean: 'Z', byte: 'B', char: 'C', short: 'S', int: 'I', long: 'J', float: 'F', double: 'D', void: 'V',
+};
+
+/** A Java type name as generic calls give it (`long`, `java.lang.String`, `int[]`, `[Ljava.lang.String;`) as a descriptor. */
+function descriptorOf(name: string): string {
+  if (name.startsWith('[')) return name.replace(/\./g, '/');
+  if (name.endsWith('[]')) return '[' + descriptorOf(name.slice(0, -2));
+  return PRIMITIVES[name] ?? `L${name.replace(/\./g, '/')};`;
+}
+
 export function readRequestBody(buf: Buffer, start: number, end: number): { body: DubboRequestBody; error: string | null; argsAt: number } {
   const r = new Hessian2Reader(buf, start, end);
   const body: DubboRequestBody = {
@@ -60,7 +74,18 @@ export function readRequestBody(buf: Buffer, start: number, end: number): { body
   if (r.error) return { body, error: r.error, argsAt };
   const n = countParameters(body.parameterTypes ?? '');
   if (n < 0) return { body, error: `bad parameter descriptor "${body.parameterTypes}"`, argsAt };
-  for (let i = 0; i < n && !r.error; i++) r.skip();
+  let i = 0;
+  if (GENERIC.has(body.method ?? '') && n === 3) {
+    // A generic call ($invoke(method, parameterTypes, args)): the record names the method really called.
+    const method = r.read();
+    const types = r.read();
+    i = 2;
+    if (!r.error && typeof method === 'string') {
+      body.method = method;
+      body.parameterTypes = Array.isArray(types) && types.every((t) => typeof t === 'string') ? types.map(descriptorOf).join('') : null;
+    }
+  }
+  for (; i < n && !r.error; i++) r.skip();
   if (!r.error && !r.done) {
     const a = r.read();
     if (a !== null && typeof a === 'object' && !Array.isArray(a)) body.attachments = a as Record<string, unknown>;
