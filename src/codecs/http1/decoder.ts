@@ -1,7 +1,6 @@
 import type { DecodeError, Decoder, DecoderCallbacks } from '../decoder.js';
 import { Llhttp, type ParserHandler } from './llhttp-adapter.js';
-import { RawKeeper, type RawMessage } from './raw-keeper.js';
-import { Framing, WireMeter } from './wire-meter.js';
+import { RawKeeper } from './raw-keeper.js';
 
 import type { HeaderMap } from '../../records/types.js';
 
@@ -71,22 +70,17 @@ export interface Http1DecoderOptions extends DecoderCallbacks<Http1Message> {
 const enum Mode { Http, Hold, Tunnel, Resync }
 
 /** Request lines start with a method token; response lines with the version. Used to resynchronise. */
-const EMPTY = new Uint8Array(0);
+const EMPTY = Buffer.alloc(0);
 const RESPONSE_START = Buffer.from('HTTP/1.');
 const METHOD_STARTS = ['GET ', 'POST ', 'PUT ', 'DELETE ', 'HEAD ', 'OPTIONS ', 'PATCH ', 'CONNECT ', 'TRACE ']
   .map((m) => Buffer.from(m));
 
 export class Http1Decoder implements Decoder, ParserHandler {
   private readonly parser: Llhttp;
-  private readonly meter: WireMeter;
   private readonly opts: Required<Pick<Http1DecoderOptions, 'bodyCapture' | 'maxHold'>> & Http1DecoderOptions;
   private mode = Mode.Http;
   private time = 0;
-  /** Completed by llhttp, waiting for the meter to measure them. */
-  private readonly done: Http1Message[] = [];
-  private readonly sizes: number[] = [];
   private readonly raw: RawKeeper | null;
-  private readonly raws: RawMessage[] = [];
   private readonly held: Uint8Array[] = [];
   private readonly keys = new HeaderKeys();
   private readonly trailerKeys = new HeaderKeys();
@@ -102,10 +96,10 @@ export class Http1Decoder implements Decoder, ParserHandler {
 
   // The message being parsed.
   private msgStart = 0;
-  private rawHeaders: string[] = [];
-  private url = '';
   private cur: Http1Message | null = null;
-  private bodyParts: Uint8Array[] = [];
+  private bodyParts: Buffer[] = [];
+  /** Completed by llhttp; delivered once the parser says where it ended. */
+  private done: Http1Message | null = null;
   private captured = 0;
   private headsDone = false;
 
@@ -114,10 +108,6 @@ export class Http1Decoder implements Decoder, ParserHandler {
     this.parser = new Llhttp(options.type, options.maxHeaderSize ?? 64 * 1024, this);
     if (options.midStream) { this.mode = Mode.Resync; this.atLineStart = true; }
     this.raw = options.keepRaw ? new RawKeeper(options.keepRaw) : null;
-    this.meter = new WireMeter((size, offset) => {
-      this.sizes.push(size);
-      if (this.raw) this.raws.push(this.raw.cut(size, offset));
-    });
   }
 
   /** Start time of the message being decoded, or Infinity between messages. */
@@ -128,8 +118,8 @@ export class Http1Decoder implements Decoder, ParserHandler {
   write(chunk: Uint8Array, time: number = Date.now()): void {
     this.time = time;
     // A Buffer view of the same memory (no copy): llhttp and the native indexOf need one.
-    if (!Buffer.isBuffer(chunk)) chunk = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    let buf = chunk;
+    const whole = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    let buf: Buffer = whole;
     // A loop, not recursion: one chunk may hold many messages, errors and resyncs.
     while (buf.length > 0) {
       switch (this.mode) {
@@ -137,7 +127,7 @@ export class Http1Decoder implements Decoder, ParserHandler {
         case Mode.Hold: this.hold(buf); return;
         case Mode.Resync: {
           // A segment boundary is a likely message boundary: let a chunk start be a candidate too.
-          if (buf === chunk) this.atLineStart = true;
+          if (buf === whole) this.atLineStart = true;
           if (this.carry) { buf = Buffer.concat([this.carry, buf]); this.carry = null; }
           const at = this.findMessageStart(buf);
           if (at < 0) return;
@@ -165,11 +155,9 @@ export class Http1Decoder implements Decoder, ParserHandler {
     if (this.mode !== Mode.Http) return;
     if (!this.parser.finish()) {
       const f = this.parser.failure!;
-      this.fail(f.code, f.reason, this.msgStart);
+      this.fail(f.code, f.reason, this.msgStart, f.size);
       return;
     }
-    this.meter.end();
-    this.flush();
     if (this.inMessage) this.fail('truncated', 'the stream ended inside a message', this.msgStart);
   }
 
@@ -195,37 +183,27 @@ export class Http1Decoder implements Decoder, ParserHandler {
     }
     this.mode = Mode.Http;
     this.parser.reset();
-    this.meter.reset();
     this.raw?.reset();
     for (const c of held) this.write(c, this.time);
   }
 
   /** Parse with llhttp; returns what is left for another mode (after an upgrade or an error). */
-  private parse(chunk: Uint8Array): Uint8Array {
+  private parse(chunk: Buffer): Buffer {
+    this.raw?.begin(chunk);
     const consumed = this.parser.execute(chunk);
     if (consumed < 0) {
       const f = this.parser.failure!;
       const at = Math.min(Math.max(f.at, 0), chunk.length);
-      this.scan(chunk.subarray(0, at));
-      this.flush();
-      this.fail(f.code, f.reason, this.inMessage ? this.msgStart : this.time);
+      this.fail(f.code, f.reason, this.inMessage ? this.msgStart : this.time, f.size);
       // Look for the next message past the failure point, at least one byte on, so we always progress.
       this.atLineStart = false;
       return chunk.subarray(at + 1);
     }
-    this.scan(consumed === chunk.length ? chunk : chunk.subarray(0, consumed));
-    this.flush();
+    this.raw?.done(consumed);
     if (!this.switched) return EMPTY;
     this.switched = false;
     this.mode = this.opts.type === 'request' ? Mode.Hold : Mode.Tunnel;
     return chunk.subarray(consumed);
-  }
-
-  /** Measure what llhttp consumed (and keep its bytes when recording). */
-  private scan(buf: Uint8Array): void {
-    this.raw?.begin(buf);
-    this.meter.scan(buf);
-    this.raw?.done(buf.length);
   }
 
   private hold(chunk: Uint8Array): void {
@@ -239,26 +217,11 @@ export class Http1Decoder implements Decoder, ParserHandler {
     this.heldBytes += chunk.length;
   }
 
-  /** Pair llhttp's completed messages with the meter's sizes, in order, and deliver them. */
-  private flush(): void {
-    while (this.done.length > 0 && this.sizes.length > 0) {
-      const m = this.done.shift()!;
-      m.size = this.sizes.shift()!;
-      const raw = this.raw ? this.raws.shift() : undefined;
-      if (raw) { m.raw = raw.raw; m.rawCut = raw.cut; }
-      this.opts.onMessage(m);
-    }
-  }
-
-  private fail(code: string, reason: string, startTime: number): void {
-    const err: DecodeError = { code, reason, startTime, endTime: this.time, size: this.meter.partial };
-    // Messages llhttp completed but the meter could not place are still good messages: deliver them.
-    for (const m of this.done.splice(0)) this.opts.onMessage(m);
-    this.sizes.length = 0;
-    this.raws.length = 0;
+  private fail(code: string, reason: string, startTime: number, size = this.parser.partial): void {
+    const err: DecodeError = { code, reason, startTime, endTime: this.time, size };
+    this.done = null;
     this.raw?.reset();
     this.parser.reset();
-    this.meter.reset();
     this.resetMessage();
     this.inMessage = false;
     this.switched = false;
@@ -297,8 +260,6 @@ export class Http1Decoder implements Decoder, ParserHandler {
   }
 
   private resetMessage(): void {
-    this.rawHeaders = [];
-    this.url = '';
     this.cur = null;
     this.bodyParts = [];
     this.captured = 0;
@@ -312,20 +273,11 @@ export class Http1Decoder implements Decoder, ParserHandler {
     this.msgStart = this.time;
   }
 
-  onHeaderBatch(raw: string[], url: string): void {
-    if (this.headsDone) {
-      if (this.cur) this.cur.trailers = this.trailerKeys.build(this.cur.trailers ?? {}, raw);
-      return;
-    }
-    for (let i = 0; i < raw.length; i++) this.rawHeaders.push(raw[i]);
-    this.url += url;
-  }
-
   onHeadersComplete(
-    rawHeaders: string[] | null, method: string | undefined, url: string | null, statusCode: number,
+    rawHeaders: string[], method: string | undefined, url: string, statusCode: number,
     statusMessage: string, upgrade: boolean, major: number, minor: number,
   ): number {
-    const headers = this.keys.build({}, rawHeaders ?? this.rawHeaders);
+    const headers = this.keys.build({}, rawHeaders);
     const isRequest = this.opts.type === 'request';
     const m: Http1Message = {
       type: this.opts.type,
@@ -337,61 +289,64 @@ export class Http1Decoder implements Decoder, ParserHandler {
     this.cur = m;
     this.headsDone = true;
     let ret = 0;
-    let framing: Framing;
-    let length = 0;
     if (isRequest) {
       m.method = method;
-      m.target = url ?? this.url;
+      m.target = url;
       m.upgrade = upgrade;
-      framing = bodyFraming(headers, false);
     } else {
       m.statusCode = statusCode;
       m.reason = statusMessage;
       const reqMethod = statusCode >= 200 || statusCode === 101 ? this.opts.requestMethod?.() : undefined;
       if (statusCode === 101 || (reqMethod === 'CONNECT' && statusCode >= 200 && statusCode < 300)) {
         m.upgrade = true;
-        framing = Framing.None;
         ret = 2;
       } else if (statusCode < 200) {
         m.interim = true;
-        framing = Framing.None;
       } else if (reqMethod === 'HEAD' || statusCode === 204 || statusCode === 304) {
-        framing = Framing.None;
-        ret = reqMethod === 'HEAD' ? 1 : 0;
-      } else {
-        framing = bodyFraming(headers, true);
+        ret = 1; // no body, whatever Content-Length says (RFC 9112 §6.3; the wasm build would wait for one)
       }
       if (upgrade && statusCode === 101) ret = 0; // llhttp already switches on 101
     }
-    if (framing === Framing.Length) length = contentLength(headers);
-    this.meter.expect(framing, length, m.upgrade);
     this.opts.onHead?.(m);
     return ret;
   }
 
-  onBody(chunk: Uint8Array): void {
+  onBody(chunk: Buffer): void {
     const m = this.cur;
     if (!m) return;
     m.bodySize += chunk.length;
     const room = this.opts.bodyCapture - this.captured;
     if (room > 0) {
-      const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
-      this.bodyParts.push(part);
-      this.captured += part.length;
+      // A copy: the piece is a view of the caller's chunk.
+      this.bodyParts.push(Buffer.from(chunk.length <= room ? chunk : chunk.subarray(0, room)));
+      this.captured += Math.min(room, chunk.length);
     }
   }
 
-  onMessageComplete(): void {
+  onMessageComplete(trailers: string[] | null): void {
     const m = this.cur;
     this.inMessage = false;
     if (!m) { this.resetMessage(); return; }
     m.endTime = this.time;
-    // llhttp hands each body piece over as a fresh Buffer, so keeping one needs no copy.
-    if (this.bodyParts.length === 1) m.body = this.bodyParts[0] as Buffer;
+    if (trailers) m.trailers = this.trailerKeys.build({}, trailers);
+    if (this.bodyParts.length === 1) m.body = this.bodyParts[0];
     else if (this.bodyParts.length > 1) m.body = Buffer.concat(this.bodyParts);
     if (m.upgrade) this.switched = true;
-    this.done.push(m);
+    this.done = m;
     this.resetMessage();
+  }
+
+  onMessageEnd(size: number, at: number): void {
+    const m = this.done;
+    this.done = null;
+    if (!m) return;
+    m.size = size;
+    if (this.raw) {
+      const r = this.raw.cut(size, at);
+      m.raw = r.raw;
+      m.rawCut = r.cut;
+    }
+    this.opts.onMessage(m);
   }
 }
 
@@ -441,21 +396,4 @@ class HeaderKeys {
     if (prevRaw.length > 256) { this.raw = []; this.lower = []; } // bounded, whatever the traffic
     return into;
   }
-}
-
-/** RFC 9112 §6.3, as llhttp applies it (it has already rejected conflicting lengths). */
-function bodyFraming(h: HeaderMap, response: boolean): Framing {
-  const te = h['transfer-encoding'];
-  if (te !== undefined) {
-    const last = (Array.isArray(te) ? te.join(',') : te).split(',').pop()!.trim().toLowerCase();
-    if (last === 'chunked') return Framing.Chunked;
-    return response ? Framing.UntilEof : Framing.None;
-  }
-  if (h['content-length'] !== undefined) return Framing.Length;
-  return response ? Framing.UntilEof : Framing.None;
-}
-
-function contentLength(h: HeaderMap): number {
-  const v = h['content-length'];
-  return Number(Array.isArray(v) ? v[0] : v) || 0;
 }

@@ -1,61 +1,45 @@
 /**
- * The one place flowtap touches Node internals: llhttp, as Node exposes it through `node:_http_common`.
+ * The one small adapter in front of llhttp: llhttp as WebAssembly, undici's published build, taken from the
+ * pinned `undici` package (`lib/llhttp/llhttp_simd-wasm.js`, else the plain one) — the parser Node's own
+ * fetch runs, loaded through the package rather than copied.
  *
- * Why llhttp: it is the parser Node's own http module trusts, it is C, and it is strict (bare-LF line
- * endings, duplicate Content-Length, bad chunk sizes are errors) — the right oracle for traffic we report on.
+ * Why llhttp: it is the parser Node's http module trusts, and it is strict (bare-LF line endings, duplicate
+ * Content-Length, bad chunk sizes are errors): the right oracle for traffic we report on.
+ * Why undici's build rather than one built from Debian's node-llhttp C: it needs no compiler on a fresh
+ * machine (the README's two commands stay two), it is the llhttp Node 20's own binding is (9.3; Debian's is
+ * 8.1, undici 6's an older 9 with other error texts), and Node's own client exercises it every day. Why not
+ * the binding Node's http module uses: it is internal (DEP0199), and its callbacks carry no offsets, so strings were built by the binding for every header and
+ * message boundaries had to be found by a second scan.
  *
- * A fallback plugs in here and nowhere else: anything that can drive the `ParserHandler` below (undici's
- * llhttp WebAssembly build, or http-parser-js, which mirrors this binding's API) can replace
- * `HTTPParser` in `createLlhttp()`; the decoder above sees the same callbacks either way.
- *
- * Binding facts this file relies on (checked on Node 20):
- * - `execute(buf)` returns the bytes consumed, or an Error carrying `code`, `reason`, `bytesParsed`.
- *   On an upgrade (101, CONNECT, or our headers-complete returning 2) it returns early: the rest is tunnel.
- * - Headers arrive in `kOnHeadersComplete` (fast path) or, past 32 pairs, in batches through `kOnHeaders`
- *   with `kOnHeadersComplete` then getting `undefined`; trailers also arrive through `kOnHeaders`.
- * - `pause()` from inside a callback does not stop `execute()`, so message boundaries are measured by
- *   `WireMeter`, not taken from the parser.
+ * What this file does with the offsets:
+ * - strings are built here once per span, from the caller's chunk, with Node's binding's rules (a header
+ *   split across chunks is joined; trailing whitespace of values is dropped; `HPE_HEADER_OVERFLOW` past
+ *   `maxHeaderSize` bytes of start line and headers);
+ * - message boundaries are exact: the parser pauses at each message's end and `llhttp_get_error_pos` says
+ *   where, so a message's wire size is its first non-CR/LF byte to that point;
+ * - callbacks find their parser by pointer, and input is copied into a per-depth slot of one shared arena,
+ *   so a callback may drive another parser (a response head releasing a held request) without clobbering
+ *   the first one's bytes.
  */
 import { createRequire } from 'node:module';
 
 export interface ParserHandler {
   onMessageBegin(): void;
-  /** Return 0 to parse a body as framed, 1 to expect no body (response to HEAD), 2 to switch to a tunnel. */
-  onHeadersComplete(
-    rawHeaders: string[] | null,
-    method: string | undefined,
-    url: string | null,
-    statusCode: number,
-    statusMessage: string,
-    upgrade: boolean,
-    versionMajor: number,
-    versionMinor: number,
-  ): number;
-  /** Header pairs past the fast-path limit (before headers complete) or trailers (after). */
-  onHeaderBatch(rawHeaders: string[], url: string): void;
-  onBody(chunk: Uint8Array): void;
-  onMessageComplete(): void;
-}
-
-interface NodeHttpParser {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
-  execute(buf: Uint8Array): number | (Error & { code: string; reason: string; bytesParsed: number });
-  finish(): undefined | (Error & { code: string; reason: string; bytesParsed: number });
-  close(): void;
-  [key: number]: unknown;
-}
-
-interface NodeHttpCommon {
-  HTTPParser: { new (): NodeHttpParser; REQUEST: number; RESPONSE: number; kOnMessageBegin: number;
-    kOnHeaders: number; kOnHeadersComplete: number; kOnBody: number; kOnMessageComplete: number; kOnExecute: number };
-  methods: string[];
-}
-
-let common: NodeHttpCommon | undefined;
-function load(): NodeHttpCommon {
-  // Loaded on first use, so importing flowtap costs nothing until an HTTP/1 decoder exists.
-  common ??= createRequire(import.meta.url)('_http_common') as NodeHttpCommon;
-  return common;
+  /**
+   * The head is complete. `raw` is [name, value, ...] as sent. Return 0 to parse a body as framed, 1 to
+   * expect no body (response to HEAD), 2 to switch to a tunnel after this message.
+   */
+  onHeadersComplete(raw: string[], method: string | undefined, url: string, statusCode: number,
+    statusMessage: string, upgrade: boolean, versionMajor: number, versionMinor: number): number;
+  /** A piece of body: a view of the caller's chunk (copy what you keep). */
+  onBody(chunk: Buffer): void;
+  /** The message is complete; `trailers` as [name, value, ...], or null. */
+  onMessageComplete(trailers: string[] | null): void;
+  /**
+   * Called after `onMessageComplete`, outside the parser's callbacks: the message was `size` bytes on the
+   * wire and ended at `at` of the chunk being executed (0 at EOF).
+   */
+  onMessageEnd(size: number, at: number): void;
 }
 
 /** A parser error, as a value. */
@@ -64,83 +48,378 @@ export interface ParserFailure {
   reason: string;
   /** Offset in the chunk just given where the parser stopped. */
   at: number;
+  /** Bytes of the failed message seen up to there (0 when none had begun). */
+  size: number;
 }
 
+interface Exports {
+  memory: WebAssembly.Memory;
+  _initialize?: () => void;
+  malloc(n: number): number;
+  llhttp_alloc(type: number): number;
+  llhttp_free(p: number): void;
+  llhttp_reset(p: number): void;
+  llhttp_execute(p: number, data: number, len: number): number;
+  llhttp_finish(p: number): number;
+  llhttp_resume(p: number): void;
+  llhttp_get_error_pos(p: number): number;
+  llhttp_get_error_reason(p: number): number;
+  llhttp_errno_name(errno: number): number;
+  llhttp_get_method(p: number): number;
+  llhttp_method_name(method: number): number;
+  llhttp_get_upgrade(p: number): number;
+}
+
+/** llhttp's `llhttp_get_<field>(parser)` getters for the version, looked up by field name. */
+type Getter = (p: number) => number;
+
+// llhttp's `llhttp_errno_t` values this file acts on.
+const OK = 0;
+const PAUSED = 21;
+const PAUSED_UPGRADE = 22;
+const USER = 24;
+
+/** Input is handed to llhttp in slices of this size, each in its own slot of the arena. */
+const SLICE = 64 * 1024;
+/** Nesting depth the arena serves (a callback driving another parser is depth 2); deeper ones allocate. */
+const SLOTS = 4;
+
+interface Wasm { x: Exports; arena: number; methods: string[]; major: Getter; minor: Getter }
+
+let wasm: Wasm | null = null;
+/** Live parsers by their llhttp pointer, for the callbacks. */
+const live = new Map<number, Llhttp>();
+/** How many executes are running (callbacks may start another on a different parser). */
+let depth = 0;
+
+function load(): Wasm {
+  if (wasm) return wasm;
+  // Loaded on first use, so importing flowtap costs nothing until an HTTP/1 decoder exists.
+  const require = createRequire(import.meta.url);
+  let module: WebAssembly.Module;
+  try {
+    module = new WebAssembly.Module(require('undici/lib/llhttp/llhttp_simd-wasm.js') as Uint8Array<ArrayBuffer>);
+  } catch {
+    module = new WebAssembly.Module(require('undici/lib/llhttp/llhttp-wasm.js') as Uint8Array<ArrayBuffer>);
+  }
+  const span = (f: (p: Llhttp, at: number, len: number) => number) =>
+    (ptr: number, at: number, len: number) => f(live.get(ptr)!, at, len);
+  const env = {
+    wasm_on_message_begin: (ptr: number) => live.get(ptr)!.messageBegin(),
+    wasm_on_url: span((p, at, len) => p.url(at, len)),
+    wasm_on_status: span((p, at, len) => p.status(at, len)),
+    wasm_on_header_field: span((p, at, len) => p.field(at, len)),
+    wasm_on_header_value: span((p, at, len) => p.value(at, len)),
+    wasm_on_headers_complete: (ptr: number, status: number, upgrade: number) =>
+      live.get(ptr)!.headersComplete(status, upgrade !== 0),
+    wasm_on_body: span((p, at, len) => p.body(at, len)),
+    wasm_on_message_complete: (ptr: number) => live.get(ptr)!.messageComplete(),
+  };
+  const x = new WebAssembly.Instance(module, { env }).exports as unknown as Exports;
+  x._initialize?.();
+  const arena = x.malloc(SLICE * SLOTS);
+  const getter = (field: string) => (x as unknown as Record<string, Getter>)[`llhttp_get_${field}`];
+  wasm = { x, arena, methods: [], major: getter('http_major'), minor: getter('http_minor') };
+  return wasm;
+}
+
+function cString(x: Exports, ptr: number): string {
+  const mem = new Uint8Array(x.memory.buffer);
+  let end = ptr;
+  while (mem[end] !== 0) end++;
+  return Buffer.from(mem.buffer, ptr, end - ptr).toString('latin1');
+}
+
+function methodName(w: Wasm, n: number): string {
+  return (w.methods[n] ??= cString(w.x, w.x.llhttp_method_name(n)));
+}
+
+const isOws = (c: number) => c === 32 || c === 9;
+
 export class Llhttp {
-  private readonly parser: NodeHttpParser;
-  private readonly type: number;
+  private readonly w: Wasm;
+  private readonly ptr: number;
+  private closed = false;
   /** Set when the last `execute`/`finish` failed. */
   failure: ParserFailure | null = null;
 
-  constructor(
-    readonly kind: 'request' | 'response',
-    private readonly maxHeaderSize: number,
-    handler: ParserHandler,
-  ) {
-    const { HTTPParser, methods } = load();
-    this.type = kind === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE;
-    const p = new HTTPParser();
-    p[HTTPParser.kOnMessageBegin] = () => handler.onMessageBegin();
-    p[HTTPParser.kOnHeaders] = (h: string[], url: string) => handler.onHeaderBatch(h, url);
-    p[HTTPParser.kOnHeadersComplete] = (
-      major: number, minor: number, headers: string[] | undefined, method: number | undefined,
-      url: string | undefined, statusCode: number, statusMessage: string, upgrade: boolean,
-    ) => handler.onHeadersComplete(headers ?? null, method === undefined ? undefined : methods[method],
-      url ?? null, statusCode, statusMessage, upgrade, major, minor);
-    p[HTTPParser.kOnBody] = (b: Uint8Array) => handler.onBody(b);
-    p[HTTPParser.kOnMessageComplete] = () => handler.onMessageComplete();
-    p[HTTPParser.kOnExecute] = () => {};
-    this.parser = p;
-    this.reset();
+  // Where the bytes being executed are: `chunk[base + i]` is at `input + i` in wasm memory.
+  private chunk: Buffer = Buffer.alloc(0);
+  private base = 0;
+  private input = 0;
+  /** Bytes executed before the current chunk, over the parser's life since the last reset. */
+  private streamPos = 0;
+  /** Stream position of the current message's first byte, or -1 while between messages. */
+  private startPos = -1;
+  private completed = false;
+  private userFailure: { code: string; reason: string } | null = null;
+
+  // The message being parsed.
+  private raw: string[] = [];
+  /** The previous message's pairs: a keep-alive connection repeats most names and many values. */
+  private prev: string[] = [];
+  private fields = 0;
+  private values = 0;
+  private urlText = '';
+  private statusText = '';
+  private headerBytes = 0;
+  private headsDone = false;
+
+  constructor(readonly kind: 'request' | 'response', private readonly maxHeaderSize: number,
+    private readonly handler: ParserHandler) {
+    this.w = load();
+    this.ptr = this.w.x.llhttp_alloc(kind === 'request' ? 1 : 2);
+    live.set(this.ptr, this);
   }
 
   /** Forget all state: the next byte starts a new message. */
   reset(): void {
     if (this.closed) return;
-    this.parser.initialize(this.type, {}, this.maxHeaderSize, 0);
+    this.w.x.llhttp_reset(this.ptr);
     this.failure = null;
+    this.startPos = -1;
+    this.clearMessage();
   }
 
   /** Bytes consumed (less than `buf.length` only on upgrade), or -1 with `failure` set. Never throws. */
-  execute(buf: Uint8Array): number {
+  execute(buf: Buffer): number {
     if (this.closed) return buf.length;
-    let r;
+    const x = this.w.x;
+    const slot = depth < SLOTS ? this.w.arena + depth * SLICE : x.malloc(SLICE);
+    depth++;
+    const saved = { chunk: this.chunk, base: this.base, input: this.input };
     try {
-      r = this.parser.execute(buf);
-    } catch (e) {
-      // A throw can only come from our own callbacks; report it as a value like any parser error.
-      this.failure = { code: 'INTERNAL', reason: `decoder callback failed: ${(e as Error).message}`, at: 0 };
-      return -1;
+      this.chunk = buf;
+      this.input = slot;
+      for (let off = 0; off < buf.length; off += SLICE) {
+        const piece = buf.subarray(off, off + SLICE);
+        new Uint8Array(x.memory.buffer, slot, piece.length).set(piece);
+        this.base = off;
+        const r = this.run(piece.length);
+        if (r !== piece.length) {
+          if (r < 0) return -1;
+          return off + r;
+        }
+        this.streamPos += piece.length;
+      }
+      return buf.length;
+    } finally {
+      depth--;
+      this.chunk = saved.chunk; this.base = saved.base; this.input = saved.input;
     }
-    if (typeof r === 'number') return r;
-    this.failure = { code: r.code, reason: r.reason, at: r.bytesParsed };
-    return -1;
   }
 
   /** EOF: completes a close-delimited message. Returns false with `failure` set on error. */
   finish(): boolean {
-    if (this.closed) return true;
-    let r;
+    // Between messages nothing is owed (llhttp itself may not yet have left the paused message's end).
+    if (this.closed || this.startPos < 0) return true;
+    this.completed = false;
+    let r: number;
     try {
-      r = this.parser.finish();
+      r = this.w.x.llhttp_finish(this.ptr);
     } catch (e) {
-      this.failure = { code: 'INTERNAL', reason: `decoder callback failed: ${(e as Error).message}`, at: 0 };
+      this.failure = { code: 'INTERNAL', reason: `decoder callback failed: ${(e as Error).message}`, at: 0, size: this.seen(0) };
       return false;
     }
-    if (r === undefined) return true;
-    this.failure = { code: r.code, reason: r.reason, at: r.bytesParsed };
+    if (r === OK || r === PAUSED) {
+      if (r === PAUSED) this.w.x.llhttp_resume(this.ptr);
+      if (this.completed) this.ended(0);
+      return true;
+    }
+    this.failure = { ...this.describe(r), at: 0, size: this.seen(0) };
     return false;
   }
 
-  /**
-   * Free the native parser. Node holds it (and so its callbacks, and everything they reach) by a strong
-   * handle until close(): without this every decoder ever made stays in memory (measured: ~9 KB each).
-   */
+  /** Bytes of the current message executed so far (0 between messages). */
+  get partial(): number {
+    return this.startPos < 0 ? 0 : this.streamPos - this.startPos;
+  }
+
+  /** Free the parser; anything executed after this is ignored. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.parser.close();
+    live.delete(this.ptr);
+    this.w.x.llhttp_free(this.ptr);
   }
 
-  private closed = false;
+  /** Executes `len` bytes at the slot, pausing at each message end; returns bytes consumed or -1. */
+  private run(len: number): number {
+    const x = this.w.x;
+    let at = 0;
+    while (at < len) {
+      if (this.startPos < 0) this.seekStart(at, len);
+      this.completed = false;
+      let r: number;
+      try {
+        r = x.llhttp_execute(this.ptr, this.input + at, len - at);
+      } catch (e) {
+        // A throw can only come from our own callbacks; report it as a value like any parser error.
+        this.failure = { code: 'INTERNAL', reason: `decoder callback failed: ${(e as Error).message}`, at: this.base + at,
+          size: this.seen(at) };
+        return -1;
+      }
+      if (r === OK) return len;
+      const pos = x.llhttp_get_error_pos(this.ptr) - this.input;
+      if (r === PAUSED && this.completed) {
+        x.llhttp_resume(this.ptr);
+        this.ended(pos);
+        at = pos;
+        continue;
+      }
+      if (r === PAUSED_UPGRADE) {
+        this.ended(pos);
+        return pos;
+      }
+      this.failure = { ...this.describe(r), at: this.base + pos, size: this.seen(pos) };
+      return -1;
+    }
+    return len;
+  }
+
+  private describe(r: number): { code: string; reason: string } {
+    if (r === USER && this.userFailure) return this.userFailure;
+    const x = this.w.x;
+    return { code: cString(x, x.llhttp_errno_name(r)), reason: cString(x, x.llhttp_get_error_reason(this.ptr)) };
+  }
+
+  /** llhttp skips CR and LF between messages; the next other byte starts one. */
+  private seekStart(from: number, len: number): void {
+    const c = this.chunk;
+    for (let i = from; i < len; i++) {
+      const b = c[this.base + i];
+      if (b !== 13 && b !== 10) { this.startPos = this.streamPos + i; return; }
+    }
+  }
+
+  private seen(at: number): number {
+    return this.startPos < 0 ? 0 : Math.max(0, this.streamPos + at - this.startPos);
+  }
+
+  private ended(at: number): void {
+    const size = this.streamPos + at - this.startPos;
+    this.startPos = -1;
+    this.handler.onMessageEnd(size, this.base + at);
+  }
+
+  private clearMessage(): void {
+    this.raw = [];
+    this.fields = 0;
+    this.values = 0;
+    this.urlText = '';
+    this.statusText = '';
+    this.headerBytes = 0;
+    this.headsDone = false;
+    this.userFailure = null;
+  }
+
+  private text(at: number, len: number): string {
+    const from = this.base + at - this.input;
+    return this.chunk.toString('latin1', from, from + len);
+  }
+
+  /**
+   * The span's text, reusing `known` when the bytes are the same: comparing a few bytes costs less than
+   * making a string, and an identical string lets the decoder's key cache hit by identity.
+   */
+  private textLike(at: number, len: number, known: string | undefined): string {
+    if (known !== undefined && known.length === len) {
+      const c = this.chunk;
+      const from = this.base + at - this.input;
+      let i = 0;
+      while (i < len && c[from + i] === known.charCodeAt(i)) i++;
+      if (i === len) return known;
+    }
+    return this.text(at, len);
+  }
+
+  /** Node's rule: the start line and headers together stay under `maxHeaderSize`. */
+  private track(len: number): number {
+    this.headerBytes += len;
+    if (this.headerBytes < this.maxHeaderSize) return 0;
+    this.userFailure = { code: 'HPE_HEADER_OVERFLOW', reason: 'Header overflow' };
+    return USER;
+  }
+
+  // ---- llhttp callbacks, called through the wasm imports ----
+
+  messageBegin(): number {
+    this.clearMessage();
+    this.handler.onMessageBegin();
+    return 0;
+  }
+
+  url(at: number, len: number): number {
+    this.urlText += this.text(at, len);
+    return this.track(len);
+  }
+
+  status(at: number, len: number): number {
+    this.statusText += this.text(at, len);
+    return this.track(len);
+  }
+
+  field(at: number, len: number): number {
+    const raw = this.raw;
+    if (this.fields === this.values) { raw.push(this.textLike(at, len, this.prev[raw.length])); this.fields++; }
+    else raw[raw.length - 1] += this.text(at, len);
+    return this.track(len);
+  }
+
+  value(at: number, len: number): number {
+    const raw = this.raw;
+    if (this.values !== this.fields) { raw.push(this.textLike(at, len, this.prevValue(raw.length))); this.values++; }
+    else raw[raw.length - 1] += this.text(at, len);
+    return this.track(len);
+  }
+
+  /** The previous message's value at this index, if the name before it is the same one (identity). */
+  private prevValue(i: number): string | undefined {
+    const p = this.prev;
+    return i < p.length && p[i - 1] === this.raw[i - 1] ? p[i] : undefined;
+  }
+
+  headersComplete(statusCode: number, upgrade: boolean): number {
+    const x = this.w.x;
+    const raw = this.takeHeaders();
+    this.headsDone = true;
+    this.headerBytes = 0;
+    const method = this.kind === 'request' ? methodName(this.w, x.llhttp_get_method(this.ptr)) : undefined;
+    return this.handler.onHeadersComplete(raw, method, this.urlText, statusCode, this.statusText, upgrade,
+      this.w.major(this.ptr), this.w.minor(this.ptr));
+  }
+
+  body(at: number, len: number): number {
+    const from = this.base + at - this.input;
+    this.handler.onBody(this.chunk.subarray(from, from + len));
+    return 0;
+  }
+
+  messageComplete(): number {
+    const trailers = this.headsDone && this.raw.length > 0 ? this.takeHeaders() : null;
+    this.completed = true;
+    this.handler.onMessageComplete(trailers);
+    // Pause at the end so the caller learns where it is; an upgrade pauses there by itself.
+    return this.w.x.llhttp_get_upgrade(this.ptr) ? 0 : PAUSED;
+  }
+
+  /** The pairs so far, values without trailing whitespace (as Node's binding gives them). */
+  private takeHeaders(): string[] {
+    const raw = this.raw;
+    if (raw.length % 2 === 1) raw.push('');
+    if (!this.headsDone) this.prev = raw.slice(0, 512); // before trimming: the cache compares wire bytes
+    for (let i = 1; i < raw.length; i += 2) {
+      const v = raw[i];
+      const n = v.length;
+      if (n > 0 && isOws(v.charCodeAt(n - 1))) {
+        let e = n - 1;
+        while (e > 0 && isOws(v.charCodeAt(e - 1))) e--;
+        raw[i] = v.slice(0, e);
+      }
+    }
+    this.raw = [];
+    this.fields = 0;
+    this.values = 0;
+    return raw;
+  }
 }
