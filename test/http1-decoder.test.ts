@@ -6,7 +6,7 @@ type Event = Record<string, unknown>;
 
 /** Decode chunks; return a plain event list (messages, errors, tunnel byte counts) for comparison. */
 function decode(type: 'request' | 'response', chunks: Buffer[], opts: { methods?: string[]; end?: boolean;
-  bodyCapture?: number; maxHeaderSize?: number; gapAfter?: number } = {}): Event[] {
+  bodyCapture?: number; maxHeaderSize?: number; gapAfter?: number; gap?: number } = {}): Event[] {
   const events: Event[] = [];
   let tunnel = 0;
   let asked = 0;
@@ -19,13 +19,14 @@ function decode(type: 'request' | 'response', chunks: Buffer[], opts: { methods?
       method: m.method, target: m.target, status: m.statusCode, reason: m.reason, version: m.version,
       headers: { ...m.headers }, trailers: m.trailers ? { ...m.trailers } : null, bodySize: m.bodySize,
       body: m.body?.toString('latin1') ?? null, size: m.size, upgrade: m.upgrade, interim: m.interim,
+      ...(m.missing ? { missing: m.missing } : {}),
     }),
     onError: (e) => events.push({ error: e.code }),
     onTunnel: (c) => { tunnel += c.length; },
   });
   chunks.forEach((c, i) => {
     d.write(c, i);
-    if (opts.gapAfter === i) d.gap(10, i);
+    if (opts.gapAfter === i) d.gap(opts.gap ?? 10, i);
   });
   if (opts.end) d.end(chunks.length);
   if (tunnel) events.push({ tunnel });
@@ -104,9 +105,25 @@ describe('HTTP/1 decoder: requests', () => {
     expect(ev).toEqual([{ error: 'HPE_INVALID_METHOD' }, expect.objectContaining({ method: 'GET', target: '/after' })]);
   });
 
-  it('a gap inside a message is an error for that message; the next one still decodes', () => {
+  it('a hole inside a Content-Length body is counted, not fatal: the message is whole, its loss said', () => {
     // The lost bytes were the rest of the body; the next segment starts the next request.
+    const head = req('POST /x HTTP/1.1\nContent-Length: 100\n\n');
+    const chunks = [Buffer.from(head + 'abc'), Buffer.from(req('GET /later HTTP/1.1\n\n'))];
+    const ev = decode('request', chunks, { gapAfter: 0, gap: 97 });
+    expect(ev).toEqual([expect.objectContaining({ target: '/x', bodySize: 100, body: 'abc', missing: 97, size: head.length + 100 }),
+      expect.objectContaining({ target: '/later' })]);
+  });
+
+  it('a hole longer than the rest of the body: the message is whole, the rest of the hole is an error', () => {
     const chunks = [Buffer.from(req('POST /x HTTP/1.1\nContent-Length: 100\n\n') + 'abc'),
+      Buffer.from(req('GET /later HTTP/1.1\n\n'))];
+    const ev = decode('request', chunks, { gapAfter: 0, gap: 140 });
+    expect(ev).toEqual([expect.objectContaining({ target: '/x', missing: 97 }), { error: 'gap' },
+      expect.objectContaining({ target: '/later' })]);
+  });
+
+  it('a hole in a chunked body cannot be counted past: one error for that message; the next one decodes', () => {
+    const chunks = [Buffer.from(req('POST /x HTTP/1.1\nTransfer-Encoding: chunked\n\n') + '10\r\nabc'),
       Buffer.from(req('GET /later HTTP/1.1\n\n'))];
     const ev = decode('request', chunks, { gapAfter: 0 });
     expect(ev).toEqual([{ error: 'gap' }, expect.objectContaining({ target: '/later' })]);
@@ -114,7 +131,7 @@ describe('HTTP/1 decoder: requests', () => {
 
   it('EOF inside a message is reported as truncated', () => {
     expect(decode('request', [Buffer.from(req('POST / HTTP/1.1\nContent-Length: 10\n\nabc'))], { end: true }))
-      .toEqual([{ error: 'HPE_INVALID_EOF_STATE' }]);
+      .toEqual([{ error: 'truncated' }]);
   });
 });
 
@@ -195,10 +212,20 @@ describe('HTTP/1 decoder: several gaps in one message', () => {
   it('report one error for the message, not one per hole', () => {
     const events: string[] = [];
     const d = http1Decoder({ type: 'response', onMessage: (m) => events.push(String(m.statusCode)), onError: (e) => events.push(e.code) });
-    d.write(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nabc'));
+    d.write(Buffer.from('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n186a0\r\nabc'));
     d.gap(1000); d.write(Buffer.from('body body')); d.gap(500); d.write(Buffer.from('more body'));
     d.write(Buffer.from('HTTP/1.1 204 No Content\r\n\r\n'));
     expect(events).toEqual(['gap', '204']);
+  });
+
+  it('holes in a Content-Length body add up; the message ends where its length says', () => {
+    const events: string[] = [];
+    const d = http1Decoder({ type: 'response', onMessage: (m) => events.push(`${m.statusCode} ${m.bodySize} ${m.missing ?? 0} ${m.body}`),
+      onError: (e) => events.push(e.code) });
+    d.write(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 1521\r\n\r\nabc'));
+    d.gap(1000); d.write(Buffer.from('body body')); d.gap(500); d.write(Buffer.from('more body'));
+    d.write(Buffer.from('HTTP/1.1 204 No Content\r\n\r\n'));
+    expect(events).toEqual(['200 1521 1500 abc', '204 0 0 null']);
   });
 });
 

@@ -47,7 +47,10 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
       onHead: (m) => { this.pairer.open(m.startTime, m); },
       onMessage: (m) => {
         const x = this.pairer.first((e) => e.req === m);
-        if (x) x.reqDone = true;
+        if (x) {
+          x.reqDone = true;
+          if (m.missing) x.error ??= missingBody('request', m);
+        }
         this.pairer.settle();
       },
       onError: (e) => this.requestError(e),
@@ -60,7 +63,10 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
       onMessage: (m) => {
         if (m.interim) return;
         const x = this.pairer.first((e) => e.res === m);
-        if (x) x.resDone = true;
+        if (x) {
+          x.resDone = true;
+          if (m.missing) x.error ??= missingBody('response', m);
+        }
         this.pairer.settle();
       },
       onError: (e) => this.responseError(e),
@@ -80,6 +86,9 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
   }
 
   close(time: number, reason?: string): void {
+    // Messages still in progress are reported as far as they were seen, before their exchanges close.
+    this.requests.cut(time, reason ? 'the connection ended' : 'the capture ended');
+    this.responses.cut(time, reason ? 'the connection ended' : 'the capture ended');
     this.switched?.close(time, reason);
     this.pairer.close(time, reason);
     // The connection is over: free the parsers.
@@ -157,6 +166,10 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
     x.resDone = true;
     this.pairer.settle();
   }
+}
+
+function missingBody(side: string, m: Http1Message): string {
+  return `${side} body incomplete: ${m.missing} of its ${m.bodySize} bytes are missing from the capture`;
 }
 
 const METHOD = /^[A-Z]{3,10} /;

@@ -1,6 +1,7 @@
 import type { DecodeError, Decoder, DecoderCallbacks } from '../decoder.js';
 import { Llhttp, type ParserHandler } from './llhttp-adapter.js';
 import { RawKeeper } from './raw-keeper.js';
+import { announcedBody, cutReason, messageFromPartial } from './salvage.js';
 
 import type { HeaderMap } from '../../records/types.js';
 
@@ -39,6 +40,13 @@ export interface Http1Message {
   upgrade: boolean;
   /** A 1xx response other than 101 (100 Continue, 103 Early Hints): the final response is still to come. */
   interim: boolean;
+  /**
+   * Body bytes the capture lost inside this message (counted, as Content-Length framed them; the message
+   * is otherwise whole). Absent when none were.
+   */
+  missing?: number;
+  /** Set on a message reported when it was cut: `head` (only what the head showed), `body`. */
+  incomplete?: 'head' | 'body';
 }
 
 export interface Http1DecoderOptions extends DecoderCallbacks<Http1Message> {
@@ -71,6 +79,7 @@ const enum Mode { Http, Hold, Tunnel, Resync }
 
 /** Request lines start with a method token; response lines with the version. Used to resynchronise. */
 const EMPTY = Buffer.alloc(0);
+const ZEROS = Buffer.alloc(64 * 1024);
 const RESPONSE_START = Buffer.from('HTTP/1.');
 const METHOD_STARTS = ['GET ', 'POST ', 'PUT ', 'DELETE ', 'HEAD ', 'OPTIONS ', 'PATCH ', 'CONNECT ', 'TRACE ']
   .map((m) => Buffer.from(m));
@@ -98,6 +107,9 @@ export class Http1Decoder implements Decoder, ParserHandler {
   private msgStart = 0;
   private cur: Http1Message | null = null;
   private bodyParts: Buffer[] = [];
+  /** Body bytes the head announced (see `announcedBody`), and how many of them the capture lost. */
+  private announced = 0;
+  private lost = 0;
   /** Completed by llhttp; delivered once the parser says where it ended. */
   private done: Http1Message | null = null;
   private captured = 0;
@@ -145,7 +157,18 @@ export class Http1Decoder implements Decoder, ParserHandler {
     if (this.mode === Mode.Tunnel || length <= 0) return;
     if (this.mode === Mode.Hold) { this.mode = Mode.Tunnel; return; } // bytes after an upgrade: not ours
     if (this.mode === Mode.Resync) { this.atLineStart = true; return; } // still skipping the message already reported
-    this.fail('gap', `${length} bytes missing from the capture`, this.inMessage ? this.msgStart : time);
+    // A hole inside a body whose length the head gave: count it and go on; the message stays whole.
+    const m = this.cur;
+    const room = m && this.headsDone ? this.announced - m.bodySize : 0;
+    if (room > 0) {
+      const n = Math.min(room, length);
+      this.fill(n);
+      length -= n;
+      if (length === 0) return;
+    }
+    const where = this.cur ? cutReason(this.cur, `${length} bytes missing from the capture`, this.announced)
+      : this.inMessage ? `${length} bytes missing from the capture inside the head` : `${length} bytes missing from the capture`;
+    this.fail('gap', where, this.inMessage ? this.msgStart : time);
     // Segments after a hole often start a message: let the next byte be a candidate.
     this.atLineStart = true;
   }
@@ -155,10 +178,21 @@ export class Http1Decoder implements Decoder, ParserHandler {
     if (this.mode !== Mode.Http) return;
     if (!this.parser.finish()) {
       const f = this.parser.failure!;
-      this.fail(f.code, f.reason, this.msgStart, f.size);
+      if (f.code === 'HPE_INVALID_EOF_STATE') this.cut(time, 'the stream ended');
+      else this.fail(f.code, f.reason, this.msgStart, f.size);
       return;
     }
-    if (this.inMessage) this.fail('truncated', 'the stream ended inside a message', this.msgStart);
+    if (this.inMessage) this.cut(time, 'the stream ended');
+  }
+
+  /**
+   * No more bytes will come, and the message in progress was not delimited by an end of stream (a
+   * capture that stops, a connection torn down): it is reported as far as it was seen.
+   */
+  cut(time: number = Date.now(), how = 'the capture ended'): void {
+    this.time = time;
+    if (this.mode !== Mode.Http || !this.inMessage) return;
+    this.fail('truncated', cutReason(this.cur, how, this.announced), this.msgStart);
   }
 
   /** Release the native parser; the decoder ignores anything written after this. */
@@ -219,6 +253,7 @@ export class Http1Decoder implements Decoder, ParserHandler {
 
   private fail(code: string, reason: string, startTime: number, size = this.parser.partial): void {
     const err: DecodeError = { code, reason, startTime, endTime: this.time, size };
+    this.salvage(size);
     this.done = null;
     this.raw?.reset();
     this.parser.reset();
@@ -259,7 +294,40 @@ export class Http1Decoder implements Decoder, ParserHandler {
     }
   }
 
+  /**
+   * The message the failure hit keeps what was seen: a head that completed gets its size as seen; one
+   * that did not is reported (`onHead`) with what its bytes determine, before the error.
+   */
+  private salvage(size: number): void {
+    const m = this.cur;
+    if (m) {
+      m.size = size + this.lost;
+      m.incomplete = 'body';
+      if (this.lost > 0) m.missing = this.lost;
+      return;
+    }
+    if (!this.inMessage) return;
+    const p = this.parser.partialHead();
+    if (!p) return;
+    const partial = messageFromPartial(this.opts.type, p, this.keys.build({}, p.raw), this.msgStart, size);
+    this.opts.onHead?.(partial);
+  }
+
+  /** `n` body bytes the capture lost: counted as body (zeros through the parser), never captured. */
+  private fill(n: number): void {
+    this.lost += n;
+    this.captured = this.opts.bodyCapture; // what follows a hole is not the body's next bytes
+    this.raw?.reset();
+    for (let left = n; left > 0;) {
+      const k = Math.min(left, ZEROS.length);
+      this.parser.execute(ZEROS.subarray(0, k));
+      left -= k;
+    }
+  }
+
   private resetMessage(): void {
+    this.lost = 0;
+    this.announced = 0;
     this.cur = null;
     this.bodyParts = [];
     this.captured = 0;
@@ -307,6 +375,7 @@ export class Http1Decoder implements Decoder, ParserHandler {
       }
       if (upgrade && statusCode === 101) ret = 0; // llhttp already switches on 101
     }
+    this.announced = announcedBody(headers, !isRequest, m.upgrade || m.interim || ret === 1 || statusCode === 204);
     this.opts.onHead?.(m);
     return ret;
   }
@@ -332,6 +401,7 @@ export class Http1Decoder implements Decoder, ParserHandler {
     if (this.bodyParts.length === 1) m.body = this.bodyParts[0];
     else if (this.bodyParts.length > 1) m.body = Buffer.concat(this.bodyParts);
     if (m.upgrade) this.switched = true;
+    if (this.lost > 0) m.missing = this.lost;
     this.done = m;
     this.resetMessage();
   }
@@ -343,8 +413,9 @@ export class Http1Decoder implements Decoder, ParserHandler {
     m.size = size;
     if (this.raw) {
       const r = this.raw.cut(size, at);
-      m.raw = r.raw;
-      m.rawCut = r.cut;
+      // With a hole in it the bytes are not the message's: nothing to replay.
+      m.raw = m.missing ? null : r.raw;
+      m.rawCut = r.cut || m.missing !== undefined;
     }
     this.opts.onMessage(m);
   }

@@ -68,6 +68,19 @@ interface Exports {
   llhttp_get_method(p: number): number;
   llhttp_method_name(method: number): number;
   llhttp_get_upgrade(p: number): number;
+  llhttp_get_status_code(p: number): number;
+}
+
+/** What the bytes of a head that never completed determine (`Llhttp.partialHead`). */
+export interface PartialHead {
+  method: string | undefined;
+  url: string;
+  statusCode: number;
+  statusMessage: string;
+  versionMajor: number;
+  versionMinor: number;
+  /** The header pairs known to be whole: every one a later header line began after. */
+  raw: string[];
 }
 
 /** llhttp's `llhttp_get_<field>(parser)` getters for the version, looked up by field name. */
@@ -233,6 +246,22 @@ export class Llhttp {
   /** Bytes of the current message executed so far (0 between messages). */
   get partial(): number {
     return this.startPos < 0 ? 0 : this.streamPos - this.startPos;
+  }
+
+  /**
+   * The head in progress, as far as it was seen: null when not even the start line is known to be whole.
+   * The start line is whole once a header line began; a header pair once the next one began (the last
+   * value seen may be cut, so it is left out rather than reported wrong).
+   */
+  partialHead(): PartialHead | null {
+    if (this.closed || this.headsDone || this.startPos < 0 || this.fields === 0) return null;
+    const x = this.w.x;
+    const raw = trimValues(this.raw.slice(0, 2 * (this.fields - 1)));
+    return {
+      method: this.kind === 'request' ? methodName(this.w, x.llhttp_get_method(this.ptr)) : undefined,
+      url: this.urlText, statusCode: x.llhttp_get_status_code(this.ptr), statusMessage: this.statusText,
+      versionMajor: this.w.major(this.ptr), versionMinor: this.w.minor(this.ptr), raw,
+    };
   }
 
   /** Free the parser; anything executed after this is ignored. */
@@ -403,23 +432,28 @@ export class Llhttp {
     return this.w.x.llhttp_get_upgrade(this.ptr) ? 0 : PAUSED;
   }
 
-  /** The pairs so far, values without trailing whitespace (as Node's binding gives them). */
+  /** The pairs so far, values trimmed; the head's become the next message's cache. */
   private takeHeaders(): string[] {
     const raw = this.raw;
     if (raw.length % 2 === 1) raw.push('');
     if (!this.headsDone) this.prev = raw.slice(0, 512); // before trimming: the cache compares wire bytes
-    for (let i = 1; i < raw.length; i += 2) {
-      const v = raw[i];
-      const n = v.length;
-      if (n > 0 && isOws(v.charCodeAt(n - 1))) {
-        let e = n - 1;
-        while (e > 0 && isOws(v.charCodeAt(e - 1))) e--;
-        raw[i] = v.slice(0, e);
-      }
-    }
     this.raw = [];
     this.fields = 0;
     this.values = 0;
-    return raw;
+    return trimValues(raw);
   }
+}
+
+/** Values without trailing whitespace, in place (Node's binding gives them so). */
+function trimValues(raw: string[]): string[] {
+  for (let i = 1; i < raw.length; i += 2) {
+    const v = raw[i];
+    const n = v.length;
+    if (n > 0 && isOws(v.charCodeAt(n - 1))) {
+      let e = n - 1;
+      while (e > 0 && isOws(v.charCodeAt(e - 1))) e--;
+      raw[i] = v.slice(0, e);
+    }
+  }
+  return raw;
 }
