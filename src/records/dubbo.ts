@@ -26,6 +26,8 @@ export function dubboRecord(ctx: RecordContext, x: DubboExchange): DubboRecord {
   let status: ExchangeStatus;
   let error: string | null = null;
   if (x.error) { status = 'parse_error'; error = x.error; }
+  else if (req?.incomplete) { status = 'parse_error'; error = `request incomplete: ${req.incomplete}`; }
+  else if (res?.incomplete) { status = 'parse_error'; error = `response incomplete: ${res.incomplete}`; }
   else if (req?.bodyError) { status = 'parse_error'; error = `request body: ${req.bodyError}`; }
   else if (res?.bodyError) { status = 'parse_error'; error = `response body: ${res.bodyError}`; }
   else if (res) {
@@ -70,7 +72,7 @@ export function dubboRecord(ctx: RecordContext, x: DubboExchange): DubboRecord {
     duration: durationOf(startTime, endTime),
     status,
     code: res?.status ?? null,
-    endpoint: rb ? `${rb.service ?? ''}/${rb.method ?? ''}` : '',
+    endpoint: rb && (rb.service !== null || rb.method !== null) ? `${rb.service ?? ''}/${rb.method ?? ''}` : '',
     error,
     traceId: trace.traceId,
     spanId: trace.spanId,

@@ -35,6 +35,11 @@ export interface DubboMessage {
   /** With `keepRaw`: header + body as on the wire (the first `keepRaw` bytes when `rawCut`). */
   raw?: Buffer | null;
   rawCut?: boolean;
+  /**
+   * The frame was not seen whole (a hole, or the end of the stream, inside its body): what is missing.
+   * The header's fields are exact; the body's are what its seen bytes held.
+   */
+  incomplete?: string;
 }
 
 export interface DubboDecoderOptions extends DecoderCallbacks<DubboMessage> {
@@ -148,16 +153,20 @@ export class DubboDecoder implements Decoder {
     this.time = time;
     if (length <= 0 || this.state === State.Closed) return;
     if (this.state === State.Skip && length <= this.skipLeft) { this.skipLeft -= length; if (this.skipLeft === 0) this.state = State.Header; return; }
-    if (this.state === State.Body && length <= this.bodyLength - this.bodyFill) {
-      // The header survived: the frame's length says exactly where the next one starts.
-      this.error('gap', `${length} bytes missing from the capture inside a frame`, HEADER_SIZE + this.bodyFill);
-      this.skipLeft = this.bodyLength - this.bodyFill - length;
-      this.bodyParts = [];
-      this.state = this.skipLeft > 0 ? State.Skip : State.Header;
-      this.headerFill = 0;
-      return;
-    }
-    if (this.state !== State.Resync) this.error('gap', `${length} bytes missing from the capture`, this.seen());
+    if (this.state === State.Body) {
+      // The header survived: the frame is reported with what its seen bytes hold, at its full length.
+      const rest = this.bodyLength - this.bodyFill;
+      this.partial(`${Math.min(length, rest)} of its ${this.bodyLength} body bytes are missing from the capture`, this.bodyLength);
+      if (length <= rest) {
+        // The frame's length says exactly where the next one starts.
+        this.skipLeft = rest - length;
+        this.state = this.skipLeft > 0 ? State.Skip : State.Header;
+        this.headerFill = 0;
+        return;
+      }
+      length -= rest;
+      this.error('gap', `${length} bytes missing from the capture`, 0);
+    } else if (this.state !== State.Resync) this.error('gap', `${length} bytes missing from the capture`, this.seen());
     this.state = State.Resync;
     this.sawDa = false;
     this.bodyParts = [];
@@ -175,14 +184,31 @@ export class DubboDecoder implements Decoder {
   }
 
   end(time: number = Date.now()): void {
+    this.cut(time, 'the stream ended');
+  }
+
+  /**
+   * No more bytes will come (end of stream, or of the capture): a frame whose header was seen is reported
+   * as far as its bytes go; a header cut short is an error.
+   */
+  cut(time: number = Date.now(), how = 'the capture ended'): void {
     if (this.state === State.Closed) return;
     this.time = time;
-    if ((this.state === State.Header && this.headerFill > 0) || this.state === State.Body) {
-      this.error('truncated', 'the stream ended inside a frame', this.seen());
+    if (this.state === State.Body) {
+      this.partial(`${how} after ${this.bodyFill} of its ${this.bodyLength} body bytes`, this.bodyFill);
+    } else if (this.state === State.Header && this.headerFill > 0) {
+      this.error('truncated', `${how} inside a frame header`, this.seen());
     }
     this.state = State.Header;
     this.headerFill = 0;
     this.bodyParts = [];
+  }
+
+  /** The frame in progress, its header whole, reported with `missing` said; `seenBody` counts in its size. */
+  private partial(missing: string, seenBody: number): void {
+    const got = this.bodyParts.length === 1 ? this.bodyParts[0] : Buffer.concat(this.bodyParts, this.bodyFill);
+    this.bodyParts = [];
+    this.frame(this.header, 0, got, 0, got.length, { missing, size: HEADER_SIZE + seenBody, bodySize: this.bodyLength });
   }
 
   private headerDone(): void {
@@ -202,8 +228,12 @@ export class DubboDecoder implements Decoder {
     this.state = State.Body;
   }
 
-  /** One whole frame: header at `h`, body at `b..b+len` (both only valid during this call). */
-  private frame(hbuf: Buffer, h: number, bbuf: Buffer, b: number, len: number): void {
+  /**
+   * One frame: header at `h`, body at `b..b+len` (both only valid during this call); `cut` when the body
+   * is only the part that was seen.
+   */
+  private frame(hbuf: Buffer, h: number, bbuf: Buffer, b: number, len: number,
+    cut?: { missing: string; size: number; bodySize: number }): void {
     const flag = hbuf[h + 2];
     const hi = hbuf.readUInt32BE(h + 4);
     const lo = hbuf.readUInt32BE(h + 8);
@@ -222,17 +252,23 @@ export class DubboDecoder implements Decoder {
       response: null,
       bodyError: null,
     };
+    if (cut) {
+      if (msg.event) return; // half a heartbeat is nothing to report
+      msg.incomplete = cut.missing;
+      msg.size = cut.size;
+      msg.bodySize = cut.bodySize;
+    }
     if (!msg.event && msg.serializationId === SERIALIZATION_HESSIAN2) {
       if (msg.type === 'request') {
         const r = readRequestBody(bbuf, b, b + len);
         msg.request = r.body;
-        msg.bodyError = r.error;
+        msg.bodyError = cut ? null : r.error; // a cut body fails where it was cut: said by `incomplete`
       } else {
         const r = readResponseBody(bbuf, b, b + len, msg.status);
         msg.response = r.body;
-        msg.bodyError = r.error;
+        msg.bodyError = cut ? null : r.error;
       }
-      if (this.opts.decodeValues && !msg.bodyError) msg.values = decodeValues(msg, bbuf.subarray(b, b + len));
+      if (this.opts.decodeValues && !msg.bodyError && !cut) msg.values = decodeValues(msg, bbuf.subarray(b, b + len));
     }
     if (this.opts.keepRaw) {
       const keep = Math.min(len, Math.max(0, this.opts.keepRaw - HEADER_SIZE));
