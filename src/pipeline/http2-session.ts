@@ -6,12 +6,12 @@
  */
 import type { DecodeError } from '../codecs/decoder.js';
 import { Http2Decoder, type Http2Message } from '../codecs/http2/decoder.js';
-import { PREFACE } from '../codecs/http2/frames.js';
 import type { HeaderField } from '../codecs/http2/hpack.js';
 import { grpcRecord, http2Record, type Http2Exchange } from '../records/http2.js';
 import type { GrpcRecord, Http2Record } from '../records/types.js';
 import { attachWire, type Http2Half } from '../records/wire.js';
 import { Pairer, type Exchange } from './pairer.js';
+import { classifyHttp2 } from './http2-classify.js';
 import { PerSideSession, type ProtocolModule, type ProtocolSession, type SessionContext, type Side, type UpgradeRequest } from './session.js';
 
 interface StreamState {
@@ -206,27 +206,7 @@ function headerTableSize(base64url: string): number | undefined {
 
 export const http2Protocol: ProtocolModule = {
   name: 'http2',
-  classify(first) {
-    // The client preface; or, joined mid-connection, a plausible first frame: SETTINGS on stream 0 (a server's
-    // opening), or HEADERS whose first HPACK field is an indexed :method (a request) or :status (a response).
-    const n = Math.min(first.length, PREFACE.length);
-    if (Buffer.from(first.subarray(0, n)).equals(PREFACE.subarray(0, n))) return n === PREFACE.length ? 'request' : undefined;
-    if (first.length < 10) return first[0] === 0 ? undefined : null;
-    const len = (first[0] << 16) | (first[1] << 8) | first[2];
-    const type = first[3];
-    const flags = first[4];
-    const stream = ((first[5] & 0x7f) << 24) | (first[6] << 16) | (first[7] << 8) | first[8];
-    if (type === 4 && stream === 0 && len % 6 === 0 && len <= 60) return 'response';
-    if (type !== 1 || stream === 0 || len > 16384 || len === 0) return null;
-    let at = 9;
-    if (flags & 0x8) at += 1; // PADDED: pad length
-    if (flags & 0x20) at += 5; // PRIORITY
-    if (at >= first.length) return undefined;
-    const b = first[at];
-    if (b === 0x82 || b === 0x83) return 'request';
-    if (b >= 0x88 && b <= 0x8e) return 'response';
-    return null;
-  },
+  classify: classifyHttp2,
   create: (ctx) => new Http2Session(ctx),
   upgradeToken: 'h2c',
   upgrade(ctx, request) {

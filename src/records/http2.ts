@@ -45,7 +45,11 @@ export function http2Record(ctx: RecordContext, s: Http2Exchange): Http2Record {
   if (s.parseError) status = 'parse_error';
   else if (s.reset) status = code !== null && complete ? httpStatusClass(code) : s.reset.includes('client') ? 'client_error' : 'server_error';
   else if (code !== null) status = httpStatusClass(code);
+  // Answered, but its :status is a table entry from before the capture: not a timeout, and not a guess.
+  else if (res && s.res!.hpackIncomplete) status = 'parse_error';
   else status = s.failure ? 'server_error' : 'timeout';
+  const unresolved = code === null && res && s.res!.hpackIncomplete
+    ? 'the response :status refers to an HPACK table entry from before the capture began' : null;
   const path = req.pseudo[':path'] ?? null;
   const trace = traceContext(lowerCaseLookup(req.headers), ctx.options);
   const request: Http2RequestPart = {
@@ -71,7 +75,7 @@ export function http2Record(ctx: RecordContext, s: Http2Exchange): Http2Record {
     status,
     code,
     endpoint: path === null ? '' : path.split('?')[0],
-    error: s.reset ?? s.failure ?? s.lost ?? null,
+    error: s.reset ?? s.failure ?? s.lost ?? unresolved,
     traceId: trace.traceId,
     spanId: trace.spanId,
     xRequestId: trace.xRequestId,
