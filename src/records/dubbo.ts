@@ -72,7 +72,8 @@ export function dubboRecord(ctx: RecordContext, x: DubboExchange): DubboRecord {
     duration: durationOf(startTime, endTime),
     status,
     code: res?.status ?? null,
-    endpoint: rb && (rb.service !== null || rb.method !== null) ? `${rb.service ?? ''}/${rb.method ?? ''}` : '',
+    // Only when the method is known: a body cut before it must not name a different endpoint.
+    endpoint: rb && rb.method !== null ? `${rb.service ?? ''}/${rb.method}` : '',
     error,
     traceId: trace.traceId,
     spanId: trace.spanId,

@@ -77,7 +77,8 @@ export class Hessian2Reader {
       this.fail(`expected a string at byte ${this.pos}`);
       return null;
     }
-    return this.value(false) as string;
+    const v = this.value(false);
+    return typeof v === 'string' ? v : null; // cut short: no half string
   }
 
   /** An int (any int encoding); NaN on error. */

@@ -142,9 +142,16 @@ export class HpackDecoder {
     this.maxBlockOctets = opts.maxBlockOctets ?? 256 * 1024;
   }
 
-  /** Bytes were lost: from now on an unknown dynamic index is expected (null), not an error. */
+  /**
+   * Bytes were lost: the lost blocks may have inserted entries, which shifts every index we hold, so what
+   * we hold is forgotten (kept, it would resolve indices to the wrong fields — found by the truncation
+   * sweep). Entries inserted from here on are exact; an older index is unknown (null), not an error.
+   */
   tolerateUnknown(): void {
     this.midStream = true;
+    this.head = 0;
+    this.count = 0;
+    this.size = 0;
   }
 
   /** A new SETTINGS_HEADER_TABLE_SIZE from the peer. */
