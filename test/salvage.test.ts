@@ -204,6 +204,33 @@ describe.skipIf(skip !== null)('imperfect captures of real traffic, against tsha
     expect(contradictions(r, s)).toEqual([]);
   });
 
+  it('HTTP/2 joined mid-connection: roles from content whatever the ports, same methods and paths as tshark', () => {
+    const p = parsePcap(captures.http);
+    const full = readAll(captures.http).filter((r) => r.protocol === 'http2');
+    const conn = connOf(full[0]);
+    const data = dataPackets(p).filter((d) => d.conn === conn);
+    // from the second request on: no SYN, no preface, no SETTINGS; the HPACK table is unknown
+    const ms = (k: Packet) => (p.le ? k.header.readUInt32LE(0) * 1000 + k.header.readUInt32LE(4) / 1000
+      : k.header.readUInt32BE(0) * 1000 + k.header.readUInt32BE(4) / 1000);
+    const from = data.find((d) => ms(p.packets[d.i]) >= full[1].startTime - 0.0005)!.i;
+    const joined = p.packets.filter((_, i) => i >= from);
+    const file = write('h2-joined.pcap', p, joined);
+    const rs = readAll(readFileSync(file)).filter((r) => r.protocol === 'http2');
+    expect(rs.map((r) => [r.client.port, r.request.method, r.endpoint])).toEqual(
+      full.slice(1).map((r) => [r.client.port, 'POST', r.endpoint]));
+    for (const r of rs) expect(contradictions(r, full.find((f) => f.endpoint === r.endpoint)!)).toEqual([]);
+    const server = full[0].server.port;
+    const t = run('tshark', ['-r', file, '-d', `tcp.port==${server},http2`, '-Y', 'http2.header.name == ":path"', '-T', 'fields',
+      '-e', 'http2.headers.method', '-e', 'http2.headers.path']);
+    const lines = t.stdout.split('\n').filter(Boolean);
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) {
+      const [m, path] = line.split('\t');
+      if (path) expect(rs.map((r) => r.request.path)).toContain(path);
+      if (m) expect(m).toBe('POST');
+    }
+  });
+
   it.skipIf(!existsSync(join(__dirname, '../../shared/conformance/deepflow/dubbo_hessian2.pcap')))(
     'Dubbo: a header seen, the body cut: id, flags, status and the readable part of the body', () => {
       const p = parsePcap(captures.dubbo);
