@@ -18,6 +18,8 @@ export interface CaptureFileCallbacks {
   onPacket: (p: CapturedPacket) => void;
   /** The file is not a capture, or is corrupt; after this nothing more is read. */
   onError: (message: string) => void;
+  /** A pcapng Decryption Secrets Block with a TLS key log (`editcap --inject-secrets tls,FILE`). */
+  onSecrets?: (keylog: string) => void;
 }
 
 const enum Kind { Unknown, Pcap, Pcapng, Failed }
@@ -207,6 +209,12 @@ export class CaptureFileReader {
         const cap = Math.min(orig, bodyEnd - (body + 4));
         this.packets++;
         this.cb.onPacket({ time: 0, linkType: iface.linkType, data: b.subarray(body + 4, body + 4 + cap), originalLength: orig });
+        return;
+      }
+      case 10: { // Decryption Secrets Block: secrets type, length, data
+        const kind = this.u32(body);
+        const n = this.u32(body + 4);
+        if (kind === 0x544c534b && body + 8 + n <= bodyEnd) this.cb.onSecrets?.(b.toString('latin1', body + 8, body + 8 + n)); // 'TLSK'
         return;
       }
       default:

@@ -3,8 +3,17 @@ import type { AnyRecord } from '../records/types.js';
 import { FlowTable, type FlowOptions } from './flows.js';
 import { tcpSegment } from './packet.js';
 import { CaptureFileReader } from './pcap.js';
+import { protocols as builtin } from '../pipeline/protocols.js';
+import { KeyLog } from './tls/keylog.js';
+import { tlsProtocol, type TlsStats } from './tls/session.js';
 
-export type CaptureOptions = FlowOptions;
+export interface CaptureOptions extends FlowOptions {
+  /**
+   * TLS secrets: a key log (`SSLKEYLOGFILE` format) as a path or a `KeyLog`. Secrets a pcapng file carries
+   * in Decryption Secrets Blocks are added to it (or used alone).
+   */
+  keylog?: string | KeyLog;
+}
 
 export interface CaptureSummary {
   packets: number;
@@ -17,6 +26,8 @@ export interface CaptureSummary {
   userErrors: number;
   /** Set when the file ended inside a packet record (a capture cut short). */
   warning: string | null;
+  /** TLS connections: decrypted, without secrets, and with secrets that did not decrypt them. */
+  tls: TlsStats;
 }
 
 /**
@@ -27,11 +38,16 @@ export class CaptureDecoder {
   private readonly reader: CaptureFileReader;
   private readonly flows: FlowTable;
   private records = 0;
+  private readonly tls: TlsStats = { decrypted: 0, noKeys: 0, badKeys: 0 };
   error: string | null = null;
 
   constructor(options: CaptureOptions, onRecord: (r: AnyRecord) => void) {
-    this.flows = new FlowTable(options, (r) => { this.records++; onRecord(r); });
+    const { keylog: given, ...flowOptions } = options;
+    const keylog = typeof given === 'string' ? KeyLog.fromFile(given) : given ?? new KeyLog();
+    const protocols = [...(options.protocols ?? builtin), tlsProtocol(keylog, this.tls)];
+    this.flows = new FlowTable({ ...flowOptions, protocols }, (r) => { this.records++; onRecord(r); });
     this.reader = new CaptureFileReader({
+      onSecrets: (text) => { keylog.add(text); },
       onPacket: (p) => {
         const s = tcpSegment(p.linkType, p.data);
         if (s) this.flows.segment(s, p.time);
@@ -53,6 +69,7 @@ export class CaptureDecoder {
       connections: this.flows.stats.connections,
       undecoded: this.flows.stats.undecoded,
       records: this.records,
+      tls: this.tls,
       userErrors: this.flows.stats.userErrors,
       warning,
     };

@@ -1,5 +1,6 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { CaptureDecoder } from '../capture/read.js';
+import { KeyLog } from '../capture/tls/keylog.js';
 import { ProtoRegistry } from '../codecs/grpc/schemas.js';
 import type { AnyRecord } from '../records/types.js';
 import type { PluginHost } from '../plugins/host.js';
@@ -43,6 +44,14 @@ options:
   --body-capture BYTES   body bytes kept per message (default 4096, 0 for none)
   --no-mask              keep authorization, cookies and password/token body fields
                          (masked as "***" by default)
+  --tls-cert FILE        terminate TLS with this certificate (PEM; with --tls-key): clients
+                         speak HTTPS to flowtap, records carry "tls"
+  --tls-key FILE         the certificate's private key (PEM)
+  --alpn LIST            protocols offered to TLS clients (default http/1.1; h2,http/1.1 when
+                         the upstream speaks HTTP/2 too)
+  --upstream-tls         re-encrypt to the upstream, verifying its certificate
+  --upstream-ca FILE     trust this CA (PEM) for the upstream's certificate
+  --insecure             do not verify the upstream's certificate
   --plugin FILE          a plugin module (its default export); repeatable
   --plugin-worker FILE   the same, its hooks in a worker thread with a hard timeout; repeatable
   --mirror URL           copy every complete request to this shadow (http://HOST:PORT) as well; its
@@ -72,6 +81,8 @@ options:
   --timeout SECONDS      a request unanswered this long is a timeout (default 60)
   --values               decode Dubbo arguments, return values and exceptions fully
   --proto-dir DIR        decode gRPC messages with the .proto files under DIR
+  --keylog FILE          decrypt TLS 1.2/1.3 with this key log (SSLKEYLOGFILE format); secrets in
+                         a pcapng file (editcap --inject-secrets) are used without it
   --plugin FILE          a plugin module (its default export); repeatable
   --plugin-worker FILE   the same, its hooks in a worker thread with a hard timeout; repeatable
   -h, --help             show this help
@@ -111,6 +122,7 @@ function read(args: string[]): Promise<number> | number {
       timeout: { type: 'string' },
       values: { type: 'boolean' },
       'proto-dir': { type: 'string' },
+      keylog: { type: 'string' },
       plugin: { type: 'string', multiple: true },
       'plugin-worker': { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
@@ -118,6 +130,16 @@ function read(args: string[]): Promise<number> | number {
   });
   const { values: v, positionals } = parsed;
   if (v.help) { process.stdout.write(READ_USAGE + '\n'); return 0; }
+  let keylog: KeyLog | undefined;
+  if (v.keylog !== undefined) {
+    try {
+      keylog = KeyLog.fromFile(v.keylog);
+    } catch (e) {
+      process.stderr.write(`flowtap: ${(e as Error).message}\n`);
+      return 2;
+    }
+    if (keylog.size === 0) process.stderr.write(`flowtap: warning: ${v.keylog} holds no key log lines (CLIENT_RANDOM, *_TRAFFIC_SECRET_0, ...)\n`);
+  }
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'read needs a capture file' : 'read takes one file');
   if (v.format !== 'jsonl' && v.format !== 'table') throw new UsageError(`--format must be jsonl or table, not "${v.format}"`);
   const decode: Record<number, string> = {};
@@ -146,7 +168,7 @@ function read(args: string[]): Promise<number> | number {
     }
     return readFile(file, format, {
       decode, bodyCapture, timeout, traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [], decodeValues: v.values ?? false, protos,
-      protocols: known,
+      protocols: known, keylog,
     }, host);
   }, READ_USAGE);
 }
@@ -160,10 +182,27 @@ function dump(args: string[]): Promise<number> | number {
       'body-capture': { type: 'string' }, 'no-mask': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       plugin: { type: 'string', multiple: true }, 'plugin-worker': { type: 'string', multiple: true },
       mirror: { type: 'string', multiple: true }, 'mirror-queue': { type: 'string' }, rate: { type: 'string' }, ...SELECT_FLAGS,
+      'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'upstream-tls': { type: 'boolean' },
+      'upstream-ca': { type: 'string' }, insecure: { type: 'boolean' }, alpn: { type: 'string' },
     },
   });
   const v = parsed.values;
   if (v.help) { process.stdout.write(DUMP_USAGE + '\n'); return 0; }
+  if ((v['tls-cert'] === undefined) !== (v['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  if (!v['upstream-tls'] && (v['upstream-ca'] !== undefined || v.insecure)) throw new UsageError('--upstream-ca and --insecure go with --upstream-tls');
+  if (v.alpn !== undefined && v['tls-cert'] === undefined) throw new UsageError('--alpn goes with --tls-cert');
+  const alpn = v.alpn?.split(',').map((x) => x.trim()).filter(Boolean);
+  if (alpn && (alpn.length === 0 || alpn.some((x) => x !== 'h2' && x !== 'http/1.1'))) throw new UsageError(`--alpn takes h2 and/or http/1.1, not "${v.alpn}"`);
+  let tlsOpt: { cert: Buffer; key: Buffer; ALPNProtocols?: string[] } | undefined;
+  let ca: Buffer | undefined;
+  try {
+    if (v['tls-cert'] !== undefined) tlsOpt = { cert: readPem('--tls-cert', v['tls-cert']), key: readPem('--tls-key', v['tls-key']!), ALPNProtocols: alpn };
+    if (v['upstream-ca'] !== undefined) ca = readPem('--upstream-ca', v['upstream-ca']);
+  } catch (e) {
+    process.stderr.write(`flowtap: ${(e as Error).message}\n`);
+    return 2;
+  }
+  const upstreamTls = v['upstream-tls'] ? { ca, rejectUnauthorized: !v.insecure } : undefined;
   if (!v.listen) throw new UsageError('dump needs --listen [HOST:]PORT');
   if (!v.upstream) throw new UsageError('dump needs --upstream HOST:PORT');
   const listen = hostPort('--listen', v.listen, '127.0.0.1');
@@ -181,14 +220,24 @@ function dump(args: string[]): Promise<number> | number {
     return runDump({
       listen, upstream: { host: upstream.host!, port: upstream.port }, outs, protocol: v.decode,
       traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [], mask: !v['no-mask'], bodyCapture, host, mirror,
+      tls: tlsOpt, upstreamTls,
     });
   }, DUMP_USAGE);
+}
+
+function readPem(flag: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw new Error(`${flag}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
 }
 
 async function runDump(o: {
   listen: { host: string | undefined; port: number }; upstream: { host: string; port: number }; outs: OutSpec[];
   protocol: string | undefined; traceKeys: string[]; spanKeys: string[]; bodyCapture: number; mask: boolean;
   host: PluginHost | null; mirror?: MirrorOptions;
+  tls?: { cert: Buffer; key: Buffer; ALPNProtocols?: string[] }; upstreamTls?: { ca?: Buffer; rejectUnauthorized: boolean };
 }): Promise<number> {
   const { TapProxy } = await import('../pipeline/tap-proxy.js');
   const sinks = await Promise.all(o.outs.map((out) => makeSink(out)));
@@ -200,6 +249,7 @@ async function runDump(o: {
   const proxy = new TapProxy({
     listen: { host: o.listen.host, port: o.listen.port }, upstream: o.upstream, protocol: o.protocol,
     traceKeys: o.traceKeys, spanKeys: o.spanKeys, bodyCapture: o.bodyCapture, protocols: o.host?.allProtocols, mirror,
+    tls: o.tls, upstreamTls: o.upstreamTls,
   });
   const { mask, pipeline, tee } = await import('../pipeline/stages.js');
   const stages = [...(o.host ? [o.host.stage()] : []), ...(o.mask ? [mask()] : []), tee(...sinks)];
@@ -278,6 +328,11 @@ async function readFile(
     return 2;
   }
   if (summary.warning) process.stderr.write(`flowtap: warning: ${summary.warning}\n`);
+  const { noKeys, badKeys } = summary.tls;
+  if (options.keylog !== undefined || summary.tls.decrypted > 0) {
+    if (badKeys > 0) process.stderr.write(`flowtap: warning: ${badKeys} TLS connection(s) did not decrypt with the key log's secrets (wrong key log?); reported from their handshake only\n`);
+    if (noKeys > 0) process.stderr.write(`flowtap: warning: ${noKeys} TLS connection(s) have no secrets in the key log; reported from their handshake only\n`);
+  }
   return 0;
 }
 

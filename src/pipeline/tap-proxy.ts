@@ -7,8 +7,9 @@
  * decoding never delays a byte; it is fenced so that nothing it does can alter or break forwarding.
  */
 import net, { type AddressInfo, type Socket } from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
-import type { AnyRecord, Peer } from '../records/types.js';
+import type { AnyRecord, Peer, TlsInfo } from '../records/types.js';
 import { deliver, type RecordCallbackError } from './deliver.js';
 import { Conversation } from './conversation.js';
 import type { SessionOptions, Side } from './session.js';
@@ -33,6 +34,18 @@ export interface TapProxyOptions extends SessionOptions {
    * it must never block, and forwarding never waits for it.
    */
   mirror?: { write(record: AnyRecord): void };
+  /**
+   * Terminate TLS: clients connect with TLS to this certificate (a service's own), the tap decodes the
+   * plaintext, and records carry `tls` (version, cipher, SNI, ALPN). ALPN offered: `http/1.1` unless `ALPNProtocols`
+   * says otherwise (offer `h2` only when the upstream speaks it: the client's choice is made before the
+   * upstream is asked). Without `upstreamTls` the plaintext goes to the upstream as is.
+   */
+  tls?: { key: string | Buffer; cert: string | Buffer; ALPNProtocols?: string[] };
+  /**
+   * Re-encrypt to the upstream. Its certificate is verified (against `ca`, else the system's CAs) unless
+   * `rejectUnauthorized: false`; the ALPN the client chose is asked of the upstream.
+   */
+  upstreamTls?: boolean | { ca?: string | Buffer; servername?: string; rejectUnauthorized?: boolean };
 }
 
 export interface Upstream { host: string; port: number }
@@ -48,6 +61,8 @@ export interface TapProxyStats {
   tapErrors: number;
   /** Records whose `record` listener threw (the listener's bug: decoding and forwarding went on). */
   userErrors: number;
+  /** TLS handshakes with clients that failed (only with `tls`). */
+  tlsErrors: number;
 }
 
 export interface ConnectionInfo { connectionId: string; client: Peer; upstream: Peer }
@@ -71,7 +86,7 @@ type Fn<T extends Ev> = EventEmitter.EventListener<TapProxyEvents, T>;
 
 export class TapProxy extends EventEmitter<TapProxyEvents> {
   readonly stats: TapProxyStats = {
-    connections: 0, open: 0, records: 0, bytesFromClients: 0, bytesFromUpstream: 0, upstreamErrors: 0, tapErrors: 0, userErrors: 0,
+    connections: 0, open: 0, records: 0, bytesFromClients: 0, bytesFromUpstream: 0, upstreamErrors: 0, tapErrors: 0, userErrors: 0, tlsErrors: 0,
   };
   private readonly server: net.Server;
   private readonly live = new Map<string, { conversation: Conversation | null; sockets: Socket[] }>();
@@ -80,7 +95,12 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
 
   constructor(private readonly opts: TapProxyOptions) {
     super();
-    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => this.accept(s));
+    this.server = opts.tls
+      ? tls.createServer({ key: opts.tls.key, cert: opts.tls.cert, ALPNProtocols: opts.tls.ALPNProtocols ?? ['http/1.1'],
+        allowHalfOpen: true }, (s) => { s.pause(); this.accept(s); })
+      : net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => this.accept(s));
+    // A client whose handshake fails never becomes a connection: nothing to forward, nothing to record.
+    this.server.on('tlsClientError', () => { this.stats.tlsErrors++; });
   }
 
   /** Start listening; resolves with the bound address (port 0 picks a free one). */
@@ -123,7 +143,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
       this.stats.connections++;
       this.stats.upstreamErrors++;
       this.emit('upstreamError', e as Error, { connectionId, client: clientPeer, upstream: { ip: '', port: 0 } });
-      client.resetAndDestroy();
+      reset(client);
       return;
     }
     const upstreamPeer: Peer = { ip: target.host, port: target.port };
@@ -131,13 +151,14 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
     this.stats.connections++;
     this.stats.open++;
     let conversation: Conversation | null = null;
+    const tlsInfo = this.opts.tls ? infoOf(client as TLSSocket) : null;
     try {
       conversation = new Conversation({
         ...this.opts,
         keepRaw: this.opts.keepRaw ?? (this.opts.mirror ? 1 << 20 : undefined),
         client: clientPeer, server: upstreamPeer, connectionId,
-        protocol: this.opts.protocol ?? 'auto',
-        onRecord: (r) => this.record(r),
+        protocol: this.opts.protocol ?? (tlsInfo?.alpn === 'h2' ? 'http2' : 'auto'),
+        onRecord: tlsInfo ? (r) => { r.tls = tlsInfo; this.record(r); } : (r) => this.record(r),
       });
     } catch (e) {
       this.tapFailed(e as Error, info, null);
@@ -146,7 +167,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
     this.live.set(connectionId, entry);
     this.emit('connection', info);
 
-    const upstream = net.connect({ host: target.host, port: target.port, allowHalfOpen: true });
+    const upstream = this.connectUpstream(target, client);
     entry.sockets.push(upstream);
     let fromClient = 0;
     let fromUpstream = 0;
@@ -170,7 +191,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
 
     const connectTimer = setTimeout(() => upstream.destroy(new Error(`connect timed out after ${this.opts.connectTimeout ?? 5000} ms`)),
       this.opts.connectTimeout ?? 5000);
-    upstream.once('connect', () => {
+    upstream.once(this.opts.upstreamTls ? 'secureConnect' : 'connect', () => {
       connected = true;
       clearTimeout(connectTimer);
       client.pipe(upstream);
@@ -183,7 +204,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
     });
 
     // A reset on one side is a reset on the other; a plain close closes the other once both ends are done.
-    client.on('error', () => { if (!upstream.destroyed) upstream.resetAndDestroy(); });
+    client.on('error', () => { if (!upstream.destroyed) reset(upstream); });
     upstream.on('error', (e) => {
       clearTimeout(connectTimer);
       if (!connected) {
@@ -194,11 +215,11 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
         client.resume();
         setTimeout(() => {
           this.finish(entry, `upstream ${upstreamPeer.ip}:${upstreamPeer.port} unreachable: ${(e as NodeJS.ErrnoException).code ?? e.message}`);
-          if (!client.destroyed) client.resetAndDestroy();
+          if (!client.destroyed) reset(client);
         }, 10);
         return;
       }
-      if (!client.destroyed) client.resetAndDestroy();
+      if (!client.destroyed) reset(client);
     });
 
     let closedSockets = 0;
@@ -216,6 +237,19 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
     };
     client.on('close', onClose);
     upstream.on('close', onClose);
+  }
+
+  private connectUpstream(target: Upstream, client: Socket): Socket {
+    const u = this.opts.upstreamTls;
+    if (!u) return net.connect({ host: target.host, port: target.port, allowHalfOpen: true });
+    const o = typeof u === 'object' ? u : {};
+    const alpn = (client as TLSSocket).alpnProtocol;
+    return tls.connect({
+      host: target.host, port: target.port, ca: o.ca,
+      servername: o.servername ?? (net.isIP(target.host) ? undefined : target.host),
+      rejectUnauthorized: o.rejectUnauthorized ?? true,
+      ALPNProtocols: typeof alpn === 'string' ? [alpn] : undefined,
+    });
   }
 
   private finish(entry: { conversation: Conversation | null }, reason?: string): void {
@@ -293,4 +327,21 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
 function normaliseIp(ip: string | undefined): string {
   if (!ip) return '';
   return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+}
+
+/** Close with a TCP reset; a TLS socket (whose handle is not TCP's) is destroyed instead. */
+function reset(s: Socket): void {
+  if (s instanceof tls.TLSSocket) s.destroy();
+  else s.resetAndDestroy();
+}
+
+/** What the client's TLS session was, as records report it. */
+function infoOf(s: TLSSocket): TlsInfo {
+  const v = s.getProtocol?.() ?? null;
+  return {
+    version: v ? v.replace(/^TLSv/, 'TLS ') : 'unknown',
+    cipher: s.getCipher?.()?.standardName ?? null,
+    sni: typeof s.servername === 'string' ? s.servername : null,
+    alpn: typeof s.alpnProtocol === 'string' ? s.alpnProtocol : null,
+  };
 }

@@ -45,6 +45,20 @@ export interface ExchangeRecord<Req = unknown, Res = unknown, P extends string =
   response: Res | null;
   /** Key-values a plugin added (record hooks); absent when none did. */
   attributes?: Record<string, string>;
+  /** The exchange came over TLS that flowtap decrypted or terminated (docs/tls.md); absent otherwise. */
+  tls?: TlsInfo;
+}
+
+/** The TLS that carried an exchange. */
+export interface TlsInfo {
+  /** `TLS 1.3`, `TLS 1.2`. */
+  version: string;
+  /** IANA name of the cipher suite, e.g. `TLS_AES_128_GCM_SHA256`. */
+  cipher: string | null;
+  /** Server name the client asked for (none for an IP address). */
+  sni: string | null;
+  /** The application protocol agreed (`h2`, `http/1.1`), or null. */
+  alpn: string | null;
 }
 
 export interface BodyFields {
