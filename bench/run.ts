@@ -12,9 +12,10 @@ import { benchHttp2 } from './http2.js';
 import { benchPlugins } from './plugins.js';
 import { benchProxy } from './proxy.js';
 import { benchReplay } from './replay.js';
+import { benchTls } from './tls.js';
 import type { BenchResult } from './measure.js';
 
-const benches: Record<string, () => BenchResult | Promise<BenchResult>> = { http1: benchHttp1, dubbo: benchDubbo, http2: benchHttp2, grpc: benchGrpc, plugins: benchPlugins, replay: benchReplay, diff: benchDiff, gateway: benchGateway, proxy: benchProxy, bpf: benchBpf };
+const benches: Record<string, () => BenchResult | Promise<BenchResult>> = { http1: benchHttp1, dubbo: benchDubbo, http2: benchHttp2, grpc: benchGrpc, plugins: benchPlugins, replay: benchReplay, diff: benchDiff, gateway: benchGateway, proxy: benchProxy, bpf: benchBpf, tls: benchTls };
 const only = process.argv.slice(2);
 const all: BenchResult[] = [];
 for (const [name, run] of Object.entries(benches)) {

@@ -22,7 +22,7 @@ export { ProtoRegistry } from './codecs/grpc/schemas.js';
 export type {
   AnyRecord, BodyFields, DubboRecord, DubboRequestPart, DubboResponsePart, ExchangeRecord, ExchangeStatus, GrpcRecord,
   GrpcRequestPart, GrpcResponsePart, HeaderMap, Http1Record, Http1RequestPart, Http1ResponsePart, Http2Record,
-  Http2RequestPart, Http2ResponsePart, Peer, PluginProtocol, PluginRecord, Protocol,
+  Http2RequestPart, Http2ResponsePart, Peer, PluginProtocol, PluginRecord, Protocol, TlsInfo,
 } from './records/types.js';
 export { bodyBytes, bodyFields } from './records/body.js';
 export { wireOf } from './records/wire.js';
@@ -42,6 +42,9 @@ export type { UserErrorHandler } from './pipeline/deliver.js';
 
 // Capture files.
 export { CaptureDecoder, readCaptureFile } from './capture/read.js';
+export { KeyLog } from './capture/tls/keylog.js';
+export { tlsProtocol } from './capture/tls/session.js';
+export type { TlsStats } from './capture/tls/session.js';
 export type { CaptureOptions, CaptureSummary } from './capture/read.js';
 
 // The tap proxy and pipeline stages.

@@ -5,6 +5,7 @@
  * with keys that do not fit, the connection is one record of what the handshake shows.
  */
 import { Conversation } from '../../pipeline/conversation.js';
+import { protocols as builtin } from '../../pipeline/protocols.js';
 import type { ProtocolModule, ProtocolSession, SessionContext, Side } from '../../pipeline/session.js';
 import { http1Record } from '../../records/http1.js';
 import type { AnyRecord, TlsInfo } from '../../records/types.js';
@@ -205,11 +206,15 @@ export class TlsSession implements ProtocolSession {
 
   private app(side: Side, data: Buffer, time: number): void {
     if (!this.inner) {
-      const protocol = this.alpn === 'h2' ? 'http2' : this.alpn === 'http/1.1' ? 'http1' : 'auto';
+      // What TLS carries is decoded by the other protocols (the built-in ones if only TLS was given).
+      const others = (this.ctx.options.protocols ?? builtin).filter((p) => p.name !== 'tls');
+      const protocols = others.length > 0 ? others : builtin;
+      const chosen = this.alpn === 'h2' ? 'http2' : this.alpn === 'http/1.1' ? 'http1' : 'auto';
+      const protocol = protocols.some((p) => p.name === chosen) ? chosen : 'auto';
       const info = this.info();
       const { emit } = this.ctx;
       this.inner = new Conversation({
-        ...this.ctx.options, midStream: false,
+        ...this.ctx.options, midStream: false, protocols,
         client: this.ctx.client, server: this.ctx.server, connectionId: this.ctx.connectionId, protocol,
         onRecord: (r: AnyRecord) => { r.tls = info; emit(r); },
       });
