@@ -11,10 +11,10 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AnyRecord } from '../src/records/types.js';
-import { rng } from './helpers.js';
+import { pcapFile, rng, tcpPackets } from './helpers.js';
 import { startServer, runCalls } from './grpc/peer.js';
 import { contradictions, parsePcap, readAll, snapped, tcpInfo, writePcap, type Packet, type Pcap } from './salvage-cuts.js';
-import { captureSkipReason, runAsync, run, startCapture, tempDir } from './tools.js';
+import { captureSkipReason, have, runAsync, run, startCapture, tempDir } from './tools.js';
 
 const skip = captureSkipReason(['curl']);
 if (skip) console.log(`salvage tests skipped: ${skip}`);
@@ -202,6 +202,12 @@ describe.skipIf(skip !== null)('imperfect captures of real traffic, against tsha
     expect(r.code).toBe(200);
     expect(r.error).not.toBeNull();
     expect(contradictions(r, s)).toEqual([]);
+    // tshark on the same cut file names the same request and status
+    const t = run('tshark', ['-r', cut, '-d', `tcp.port==${s.server.port},http2`, '-Y', 'http2.type == 1', '-T', 'fields', '-E', 'separator=|',
+      '-e', 'http2.streamid', '-e', 'http2.headers.method', '-e', 'http2.headers.path', '-e', 'http2.headers.status']);
+    const rows = t.stdout.split('\n').filter(Boolean).map((l) => l.split('|')).filter((f) => Number(f[0].split(',')[0]) === r.streamId);
+    expect(rows.some((f) => f[1] === 'POST' && f[2] === '/big')).toBe(true);
+    expect(rows.some((f) => f[3] === '200')).toBe(true);
   });
 
   it('HTTP/2 joined mid-connection: roles from content whatever the ports, same methods and paths as tshark', () => {
@@ -299,4 +305,38 @@ describe.skipIf(skip !== null)('imperfect captures of real traffic, against tsha
       expect(salvaged).toBeGreaterThan(0);
     });
   }
+});
+
+describe.skipIf(!have('tshark'))('HTTP/2 content that decides roles, against tshark', () => {
+  it('a lone HEADERS frame on stream 1001 (indexed :scheme, literal :path and :authority, indexed :method): a request with method and path', () => {
+    const path = '/api/orders/42';
+    const authority = 'orders.internal:8080';
+    const block = Buffer.concat([Buffer.from([0x86, 0x04, path.length]), Buffer.from(path), Buffer.from([0x01, authority.length]),
+      Buffer.from(authority), Buffer.from([0x83])]);
+    const frame = Buffer.concat([Buffer.from([0, 0, block.length, 1, 0x4, 0, 0, 0x03, 0xe9]), block]);
+    // No SYN, no other traffic; the client is on the low port, so ports would name the wrong side.
+    const ep = { cip: '10.0.0.9', cport: 80, sip: '10.0.0.8', sport: 50051 };
+    const file = join(dir, 'lone-headers.pcap');
+    writeFileSync(file, pcapFile(101, tcpPackets([{ from: 'c', data: frame }], ep).map((p) => ({ data: p.ip, time: p.time }))));
+    const [r] = readAll(readFileSync(file));
+    expect(r).toMatchObject({ protocol: 'http2', streamId: 1001, endpoint: path, client: { port: 80 }, server: { port: 50051 } });
+    expect(r.request).toMatchObject({ method: 'POST', path, authority, scheme: 'http' });
+    const t = run('tshark', ['-r', file, '-d', 'tcp.port==50051,http2', '-T', 'fields', '-E', 'separator=|',
+      '-e', 'http2.headers.method', '-e', 'http2.headers.path', '-e', 'http2.headers.authority']);
+    expect(t.stdout.trim()).toBe(`POST|${path}|${authority}`);
+  });
+
+  it('a server direction opening with a SETTINGS ack and a PING ack, then HEADERS with :status: the server, whatever the ports', () => {
+    const settingsAck = Buffer.from([0, 0, 0, 4, 1, 0, 0, 0, 0]);
+    const pingAck = Buffer.concat([Buffer.from([0, 0, 8, 6, 1, 0, 0, 0, 0]), Buffer.alloc(8, 7)]);
+    const headers = Buffer.from([0, 0, 1, 1, 0x5, 0, 0, 0, 0x05, 0x8d]); // :status 404, END_STREAM
+    const ep = { cip: '10.0.0.9', cport: 80, sip: '10.0.0.8', sport: 50051 };
+    const file = join(dir, 'acks-then-headers.pcap');
+    writeFileSync(file, pcapFile(101, tcpPackets([{ from: 's', data: Buffer.concat([settingsAck, pingAck, headers]) }], ep)
+      .map((p) => ({ data: p.ip, time: p.time }))));
+    const [r] = readAll(readFileSync(file));
+    expect(r).toMatchObject({ protocol: 'http2', streamId: 5, code: 404, client: { port: 80 }, server: { port: 50051 } });
+    const t = run('tshark', ['-r', file, '-d', 'tcp.port==50051,http2', '-Y', 'http2.type == 1', '-T', 'fields', '-e', 'http2.headers.status']);
+    expect(t.stdout.trim()).toBe('404');
+  });
 });
