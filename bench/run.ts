@@ -11,11 +11,12 @@ import { benchGrpc } from './grpc.js';
 import { benchHttp2 } from './http2.js';
 import { benchPlugins } from './plugins.js';
 import { benchProxy } from './proxy.js';
+import { benchRead } from './read.js';
 import { benchReplay } from './replay.js';
 import { benchTls } from './tls.js';
 import type { BenchResult } from './measure.js';
 
-const benches: Record<string, () => BenchResult | Promise<BenchResult>> = { http1: benchHttp1, dubbo: benchDubbo, http2: benchHttp2, grpc: benchGrpc, plugins: benchPlugins, replay: benchReplay, diff: benchDiff, gateway: benchGateway, proxy: benchProxy, bpf: benchBpf, tls: benchTls };
+const benches: Record<string, () => BenchResult | Promise<BenchResult>> = { http1: benchHttp1, dubbo: benchDubbo, http2: benchHttp2, grpc: benchGrpc, plugins: benchPlugins, replay: benchReplay, diff: benchDiff, gateway: benchGateway, proxy: benchProxy, bpf: benchBpf, tls: benchTls, read: benchRead };
 const only = process.argv.slice(2);
 const all: BenchResult[] = [];
 for (const [name, run] of Object.entries(benches)) {
