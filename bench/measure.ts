@@ -1,3 +1,5 @@
+import v8 from 'node:v8';
+
 /**
  * Timing for the microbenchmarks. Candidates run round-robin, pass by pass, so JIT warm-up, GC pressure
  * and CPU frequency drift fall on all of them alike; each gets the median of its passes.
@@ -10,6 +12,25 @@ export interface Measured {
   medianMs: number;
   /** Every pass, in ms, in round order (pass i of every candidate ran in the same round). */
   passesMs: number[];
+  /** JS heap bytes allocated per op (one extra pass under V8's GC profiler), when measured. */
+  bytesPerOp?: number;
+}
+
+/**
+ * Heap bytes `fn` allocates: what every GC during it freed plus what is still there at the end (V8's
+ * GCProfiler reports the used heap before and after each collection). External memory (Buffers' backing
+ * stores) is not counted.
+ */
+export function allocated(fn: () => void): number {
+  const p = new v8.GCProfiler();
+  const before = v8.getHeapStatistics().used_heap_size;
+  p.start();
+  fn();
+  const after = v8.getHeapStatistics().used_heap_size;
+  const { statistics } = p.stop();
+  let freed = 0;
+  for (const e of statistics) freed += e.beforeGC.heapStatistics.usedHeapSize - e.afterGC.heapStatistics.usedHeapSize;
+  return after - before + freed;
 }
 
 /**
@@ -45,6 +66,7 @@ export function compare(candidates: Candidate[], ops: number, bytes: number, pas
   return candidates.map((c, k) => {
     const t = [...times[k]].sort((a, b) => a - b);
     const ms = t[Math.floor(t.length / 2)];
-    return { name: c.name, opsPerSec: (ops / ms) * 1000, mbPerSec: bytes / 1e6 / (ms / 1000), medianMs: ms, passesMs: times[k] };
+    return { name: c.name, opsPerSec: (ops / ms) * 1000, mbPerSec: bytes / 1e6 / (ms / 1000), medianMs: ms, passesMs: times[k],
+      bytesPerOp: allocated(c.fn) / ops };
   });
 }

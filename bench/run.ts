@@ -33,12 +33,13 @@ for (const [name, run] of Object.entries(benches)) {
   console.log(`\n${r.name} (${r.unit}; ratios are medians of per-round ratios)`);
   for (const m of r.results) {
     const mb = m.mbPerSec > 0 ? `  ${m.mbPerSec.toFixed(1).padStart(8)} MB/s` : '';
-    console.log(`  ${m.name.padEnd(44)} ${Math.round(m.opsPerSec).toLocaleString('en').padStart(12)}${mb}`);
+    const alloc = m.bytesPerOp !== undefined ? `  ${Math.round(m.bytesPerOp).toLocaleString('en').padStart(8)} B allocated/op` : '';
+    console.log(`  ${m.name.padEnd(44)} ${Math.round(m.opsPerSec).toLocaleString('en').padStart(12)}${mb}${alloc}`);
   }
   for (const [k, v] of Object.entries(r.ratios)) {
     const target = r.targets[k];
     const verdict = target === undefined ? '' : v >= target ? `  (target ≥${target}: met)` : `  (target ≥${target}: NOT met)`;
-    const ratioLike = k.includes('/') && !k.includes('MB');
+    const ratioLike = k.includes('/') && !k.includes('MB') && !k.endsWith('/s');
     console.log(`  ${k.padEnd(44)} ${ratioLike ? `${v.toFixed(2)}×` : Number.isInteger(v) ? String(v) : v.toFixed(1)}${verdict}`);
   }
 }
