@@ -3,8 +3,8 @@ import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { encodeRequest, encodeResponse, DubboDecoder, type ExchangeRecord } from '../src/index.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { encodeRequest, encodeResponse, DubboDecoder, TapProxy, type ExchangeRecord } from '../src/index.js';
 import { BatchingSink } from '../src/sinks/index.js';
 import { runCalls, startServer } from './grpc/peer.js';
 import { rng } from './helpers.js';
@@ -13,7 +13,9 @@ import { captureSkipReason, cleanups, run, runAsync, startCapture, tempDir } fro
 
 const { closers, listen } = cleanups(afterEach);
 
-const proxyTo = (port: number, opts: Parameters<typeof tapTo>[2] = {}) => tapTo(closers, port, opts);
+/** Decoding inline or in a worker thread: every forwarding and fault test runs in both modes. */
+let decodeIn: 'inline' | 'worker' = 'inline';
+const proxyTo = (port: number, opts: Parameters<typeof tapTo>[2] = {}) => tapTo(closers, port, { decodeIn, ...opts });
 
 /** Write `data` in random-sized chunks, honouring backpressure. */
 async function writeChunks(s: net.Socket, data: Buffer, r: () => number): Promise<void> {
@@ -26,7 +28,9 @@ async function writeChunks(s: net.Socket, data: Buffer, r: () => number): Promis
 
 const sha = (b: Buffer | Buffer[]) => createHash('sha256').update(Array.isArray(b) ? Buffer.concat(b) : b).digest('hex');
 
-describe('tap proxy forwarding', () => {
+for (const mode of ['inline', 'worker'] as const) describe(`tap proxy forwarding (decoding ${mode})`, () => {
+  beforeEach(() => { decodeIn = mode; });
+
   it('forwards 200 concurrent connections byte-exact both ways (random sizes and chunking) while the decoders chew garbage', async () => {
     const seen = new Map<string, { got: string; sent: string }>();
     // Upstream: for each connection, hash what arrives and answer with its own random bytes, then FIN.
@@ -171,9 +175,41 @@ describe('tap proxy forwarding', () => {
   }, 30_000);
 });
 
+describe('tap proxy decoding in a worker thread', () => {
+  it('over its backlog, decode work is shed and counted, the decoder says what it lost, and forwarding stays byte-exact', async () => {
+    const upstream = http.createServer((req, res) => { const parts: Buffer[] = []; req.on('data', (d: Buffer) => parts.push(d)); req.on('end', () => res.end(sha(parts))); });
+    // A backlog of 64 KiB: a burst of big uploads in one tick must overflow it.
+    const { proxy, port, records } = await tapTo(closers, await listen(upstream), { decodeIn: 'worker', maxDecodeBacklog: 64 * 1024 });
+    const bodies = Array.from({ length: 20 }, (_, i) => randomBytes(200_000 + i));
+    const answers = await Promise.all(bodies.map((b, i) => new Promise<string>((resolve, reject) => {
+      const q = http.request({ port, host: '127.0.0.1', path: `/up${i}`, method: 'POST', agent: false }, (res) => {
+        let t = ''; res.on('data', (d) => { t += d; }); res.on('end', () => resolve(t));
+      });
+      q.on('error', reject);
+      q.end(b);
+    })));
+    expect(answers).toEqual(bodies.map((b) => sha(b))); // every byte arrived, in order
+    for (let i = 0; i < 100 && records.length < 20; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(proxy.stats.decodeShed).toBeGreaterThan(0);
+    expect(records).toHaveLength(20);
+    const lossy = records.filter((r) => r.error !== null);
+    expect(lossy.length).toBeGreaterThan(0);
+    for (const r of lossy) expect(r.error).toMatch(/missing from the capture/);
+    // What was decoded is still right: every record names its request.
+    expect(records.map((r) => r.endpoint).sort()).toEqual(bodies.map((_, i) => `/up${i}`).sort());
+  });
+
+  it('refuses options that cannot cross threads, saying which', () => {
+    expect(() => new TapProxy({ listen: { port: 0 }, upstream: { host: '127.0.0.1', port: 1 }, decodeIn: 'worker', keepRaw: 100 }))
+      .toThrow("decodeIn 'worker' cannot take keepRaw: they do not cross threads");
+  });
+});
+
 const capSkip = captureSkipReason(['curl']);
 if (capSkip) console.warn(`proxy-vs-capture test skipped: ${capSkip}`);
-describe.skipIf(capSkip !== null)('proxy records equal flowtap read of a capture of the same traffic', () => {
+for (const mode of ['inline', 'worker'] as const) describe.skipIf(capSkip !== null)(`proxy records equal flowtap read of a capture of the same traffic (decoding ${mode})`, () => {
+  beforeEach(() => { decodeIn = mode; });
+
   it('HTTP/1 (curl, Node keep-alive) and Dubbo', async () => {
     const httpUp = http.createServer((req, res) => {
       req.resume();

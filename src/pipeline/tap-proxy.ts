@@ -12,6 +12,7 @@ import { EventEmitter } from 'eventemitter3';
 import type { AnyRecord, Peer, TlsInfo } from '../records/types.js';
 import { deliver, type RecordCallbackError } from './deliver.js';
 import { Conversation } from './conversation.js';
+import { WorkerDecoding, type RemoteConversation } from './worker-decoding.js';
 import type { SessionOptions, Side } from './session.js';
 
 export interface TapProxyOptions extends SessionOptions {
@@ -46,9 +47,20 @@ export interface TapProxyOptions extends SessionOptions {
    * `rejectUnauthorized: false`; the ALPN the client chose is asked of the upstream.
    */
   upstreamTls?: boolean | { ca?: string | Buffer; servername?: string; rejectUnauthorized?: boolean };
+  /**
+   * Where decoding runs: `'inline'` (default) on the forwarding loop, or `'worker'` in a worker thread, so
+   * forwarding never waits for it (built-in protocols only; not with `mirror`, `keepRaw`, plugin
+   * `protocols` or `protos`, which do not cross threads).
+   */
+  decodeIn?: 'inline' | 'worker';
+  /** Worker mode: bytes waiting to be decoded before new ones are shed (counted in `decodeShed`). Default 64 MiB. */
+  maxDecodeBacklog?: number;
 }
 
 export interface Upstream { host: string; port: number }
+
+/** A connection's decoding: a Conversation inline, or its stand-in for the worker. */
+type Decoding = Conversation | RemoteConversation;
 
 export interface TapProxyStats {
   connections: number;
@@ -63,6 +75,8 @@ export interface TapProxyStats {
   userErrors: number;
   /** TLS handshakes with clients that failed (only with `tls`). */
   tlsErrors: number;
+  /** Worker mode: bytes forwarded but not decoded because the decode backlog was full (their loss is reported). */
+  decodeShed: number;
 }
 
 export interface ConnectionInfo { connectionId: string; client: Peer; upstream: Peer }
@@ -86,15 +100,35 @@ type Fn<T extends Ev> = EventEmitter.EventListener<TapProxyEvents, T>;
 
 export class TapProxy extends EventEmitter<TapProxyEvents> {
   readonly stats: TapProxyStats = {
-    connections: 0, open: 0, records: 0, bytesFromClients: 0, bytesFromUpstream: 0, upstreamErrors: 0, tapErrors: 0, userErrors: 0, tlsErrors: 0,
+    connections: 0, open: 0, records: 0, bytesFromClients: 0, bytesFromUpstream: 0, upstreamErrors: 0, tapErrors: 0, userErrors: 0, tlsErrors: 0, decodeShed: 0,
   };
   private readonly server: net.Server;
-  private readonly live = new Map<string, { conversation: Conversation | null; sockets: Socket[] }>();
+  private readonly live = new Map<string, { conversation: Decoding | null; sockets: Socket[] }>();
   private sweeper: NodeJS.Timeout | null = null;
   private nextId = 1;
+  private readonly worker: WorkerDecoding | null = null;
+  /** Worker mode: connections by id, for the decode errors the worker reports. */
+  private readonly infos = new Map<string, ConnectionInfo>();
 
   constructor(private readonly opts: TapProxyOptions) {
     super();
+    if (opts.decodeIn === 'worker') {
+      const cannot = (['mirror', 'keepRaw', 'protocols', 'protos'] as const).filter((k) => opts[k] !== undefined);
+      if (cannot.length) throw new Error(`decodeIn 'worker' cannot take ${cannot.join(', ')}: they do not cross threads`);
+      this.worker = new WorkerDecoding({
+        session: { bodyCapture: opts.bodyCapture, maxHeaderSize: opts.maxHeaderSize, decodeValues: opts.decodeValues,
+          traceKeys: opts.traceKeys, spanKeys: opts.spanKeys },
+        protocol: opts.protocol, timeout: opts.timeout,
+      }, opts.maxDecodeBacklog ?? 64 << 20, {
+        record: (r) => this.record(r),
+        shed: (bytes) => { this.stats.decodeShed += bytes; },
+        error: (id, message) => {
+          this.stats.tapErrors++;
+          const c = this.infos.get(String(id)) ?? { connectionId: String(id), client: { ip: '', port: 0 }, upstream: { ip: '', port: 0 } };
+          this.emit('tapError', new Error(message), c);
+        },
+      });
+    }
     this.server = opts.tls
       ? tls.createServer({ key: opts.tls.key, cert: opts.tls.cert, ALPNProtocols: opts.tls.ALPNProtocols ?? ['http/1.1'],
         allowHalfOpen: true }, (s) => { s.pause(); this.accept(s); })
@@ -105,6 +139,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
 
   /** Start listening; resolves with the bound address (port 0 picks a free one). */
   async listen(): Promise<AddressInfo> {
+    await this.worker?.start();
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(this.opts.listen.port, this.opts.listen.host ?? '127.0.0.1', () => {
@@ -130,6 +165,8 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const c of this.live.values()) for (const s of c.sockets) s.destroy();
     await closed;
+    // Worker mode: what was forwarded is decoded and its records delivered before close resolves.
+    await this.worker?.stop();
   }
 
   private accept(client: Socket): void {
@@ -150,9 +187,12 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
     const info: ConnectionInfo = { connectionId, client: clientPeer, upstream: upstreamPeer };
     this.stats.connections++;
     this.stats.open++;
-    let conversation: Conversation | null = null;
+    let conversation: Decoding | null = null;
     const tlsInfo = this.opts.tls ? infoOf(client as TLSSocket) : null;
-    try {
+    if (this.worker) {
+      conversation = this.worker.open(Number(connectionId), clientPeer, upstreamPeer, tlsInfo);
+      this.infos.set(connectionId, info);
+    } else try {
       conversation = new Conversation({
         ...this.opts,
         keepRaw: this.opts.keepRaw ?? (this.opts.mirror ? 1 << 20 : undefined),
@@ -232,6 +272,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
       }
       this.stats.open--;
       this.live.delete(connectionId);
+      this.infos.delete(connectionId);
       this.finish(entry, client.errored || upstream.errored ? 'the connection was reset' : undefined);
       this.emit('close', { ...info, bytesFromClient: fromClient, bytesFromUpstream: fromUpstream });
     };
@@ -252,7 +293,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
     });
   }
 
-  private finish(entry: { conversation: Conversation | null }, reason?: string): void {
+  private finish(entry: { conversation: Decoding | null }, reason?: string): void {
     const c = entry.conversation;
     entry.conversation = null;
     if (!c) return;
@@ -317,7 +358,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
   };
 
   /** A bug in decoding: report it, stop decoding this connection; forwarding is untouched. */
-  private tapFailed(e: Error, info: ConnectionInfo, entry: { conversation: Conversation | null } | null): void {
+  private tapFailed(e: Error, info: ConnectionInfo, entry: { conversation: Decoding | null } | null): void {
     this.stats.tapErrors++;
     if (entry) entry.conversation = null;
     this.emit('tapError', e, info);

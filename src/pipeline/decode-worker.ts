@@ -1,0 +1,71 @@
+/**
+ * The decoding thread of a tap proxy in `decodeIn: 'worker'` mode (`worker-decoding.ts` is the main
+ * thread's side): batches of connection events and the bytes they carry come in, records go back. The
+ * conversations here are the same as inline; only the thread differs.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { Conversation } from './conversation.js';
+import type { AnyRecord, Peer, TlsInfo } from '../records/types.js';
+import type { Batch, Reply, WorkerDecodeOptions } from './worker-decoding.js';
+
+const opts = workerData as WorkerDecodeOptions;
+const live = new Map<number, Conversation>();
+let records: AnyRecord[] = [];
+let errors: { id: number; message: string }[] = [];
+const now = () => performance.timeOrigin + performance.now();
+const SIDES = ['client', 'server'] as const;
+
+function open(id: number, client: Peer, server: Peer, tls: TlsInfo | null): void {
+  try {
+    live.set(id, new Conversation({
+      ...opts.session, client, server, connectionId: String(id),
+      protocol: opts.protocol ?? (tls?.alpn === 'h2' ? 'http2' : 'auto'),
+      onRecord: tls ? (r) => { r.tls = tls; records.push(r); } : (r) => { records.push(r); },
+      onUserError: () => {}, // pushing to an array does not throw
+    }));
+  } catch (e) {
+    errors.push({ id, message: (e as Error).message });
+  }
+}
+
+/** A conversation that threw is dropped (decoding off for that connection, as inline). */
+function guarded(id: number, f: (c: Conversation) => void): void {
+  const c = live.get(id);
+  if (!c) return;
+  try {
+    f(c);
+  } catch (e) {
+    live.delete(id);
+    errors.push({ id, message: (e as Error).message });
+  }
+}
+
+parentPort!.on('message', (b: Batch) => {
+  const bytes = b.buf ? Buffer.from(b.buf, 0, b.len) : null;
+  let acked = 0;
+  for (const op of b.ops) {
+    switch (op[0]) {
+      case 0: open(op[1], op[2], op[3], op[4]); break;
+      case 1: { const [, id, side, at, len, time] = op; acked += len; guarded(id, (c) => c.write(SIDES[side], bytes!.subarray(at, at + len), time)); break; }
+      case 2: { const [, id, side, len, time] = op; guarded(id, (c) => c.gap(SIDES[side], len, time)); break; }
+      case 3: { const [, id, side, time] = op; guarded(id, (c) => c.end(SIDES[side], time)); break; }
+      case 4: { const [, id, time, reason] = op; guarded(id, (c) => c.close(time, reason ?? undefined)); live.delete(id); break; }
+    }
+  }
+  const reply: Reply = { acked, records, errors, seq: b.seq };
+  records = [];
+  errors = [];
+  parentPort!.postMessage(reply);
+});
+
+setInterval(() => {
+  const before = now() - (opts.timeout ?? 60_000);
+  for (const [id] of live) guarded(id, (c) => c.expire(before));
+  if (records.length > 0 || errors.length > 0) {
+    parentPort!.postMessage({ acked: 0, records, errors, seq: -1 } satisfies Reply);
+    records = [];
+    errors = [];
+  }
+}, 1000).unref();
+
+parentPort!.postMessage({ ready: true });

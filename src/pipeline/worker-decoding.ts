@@ -1,0 +1,177 @@
+/**
+ * Decoding off the forwarding thread (a tap proxy's `decodeIn: 'worker'`). Forwarding stays on the main
+ * loop as plain pipes; each chunk the tap sees is copied once into the tick's batch buffer, and the batch
+ * (connection events + one transferred ArrayBuffer) is posted once per tick — a per-chunk postMessage costs
+ * more than the decode. Records come back in batches. When the bytes posted and not yet decoded pass
+ * `maxBacklog`, new chunks are not copied: the decoder is told they are missing (a gap, so it reports the
+ * loss and resynchronises) and they are counted as shed — except a direction's first chunk, which
+ * detection needs. Forwarding never waits for any of it.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { AnyRecord, Peer, TlsInfo } from '../records/types.js';
+import type { SessionOptions, Side } from './session.js';
+
+/** What the worker needs: plain data only (functions and registries cannot cross threads). */
+export interface WorkerDecodeOptions {
+  session: Pick<SessionOptions, 'bodyCapture' | 'maxHeaderSize' | 'decodeValues' | 'traceKeys' | 'spanKeys'>;
+  protocol?: string;
+  timeout?: number;
+}
+
+export type Op =
+  | [0, number, Peer, Peer, TlsInfo | null] // open(id, client, server, tls)
+  | [1, number, 0 | 1, number, number, number] // write(id, side, offset, length, time)
+  | [2, number, 0 | 1, number, number] // gap(id, side, length, time)
+  | [3, number, 0 | 1, number] // end(id, side, time)
+  | [4, number, number, string | null]; // close(id, time, reason)
+
+export interface Batch { seq: number; ops: Op[]; buf: ArrayBuffer | null; len: number }
+export interface Reply { seq: number; acked: number; records: AnyRecord[]; errors: { id: number; message: string }[] }
+
+export interface WorkerDecodingEvents {
+  record(r: AnyRecord): void;
+  /** Decoding failed for a connection (switched off for it; forwarding went on); id -1: the whole thread. */
+  error(id: number, message: string): void;
+  /** Bytes forwarded but not decoded: the backlog was full, or the thread is gone. */
+  shed(bytes: number): void;
+}
+
+export interface RemoteConversation {
+  write(side: Side, chunk: Buffer, time: number): void;
+  end(side: Side, time: number): void;
+  close(time: number, reason?: string): void;
+  expire(before: number): void;
+}
+
+function workerScript(): URL {
+  for (const rel of ['./decode-worker.js', '../../dist/decode-worker.js']) {
+    const url = new URL(rel, import.meta.url);
+    if (existsSync(fileURLToPath(url))) return url;
+  }
+  throw new Error('flowtap: dist/decode-worker.js is missing (run npm run build)');
+}
+
+const side = (s: Side): 0 | 1 => (s === 'client' ? 0 : 1);
+
+export class WorkerDecoding {
+  private readonly worker: Worker;
+  private ops: Op[] = [];
+  private buf: Buffer = Buffer.allocUnsafeSlow(256 * 1024);
+  private used = 0;
+  private scheduled = false;
+  private seq = 0;
+  private acked = -1;
+  /** Bytes posted (or batched) and not yet decoded. */
+  private backlog = 0;
+  private readonly ready: Promise<void>;
+  private idle: (() => void)[] = [];
+  /** Connection directions (id * 2 + side) whose first chunk was batched. */
+  private readonly started = new Set<number>();
+  /** The thread died (a bug, or out of memory): decoding is off, forwarding goes on. */
+  private dead = false;
+
+  constructor(options: WorkerDecodeOptions, private readonly maxBacklog: number, private readonly on: WorkerDecodingEvents) {
+    this.worker = new Worker(workerScript(), { workerData: options });
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.once('message', () => resolve());
+      this.worker.once('error', reject);
+    });
+    this.worker.on('message', (m: Reply | { ready: true }) => {
+      if ('ready' in m) return;
+      this.backlog -= m.acked;
+      if (m.seq >= 0) this.acked = m.seq;
+      for (const r of m.records) this.on.record(r);
+      for (const e of m.errors) this.on.error(e.id, e.message);
+      if (this.acked === this.seq - 1 && this.ops.length === 0) for (const f of this.idle.splice(0)) f();
+    });
+    this.worker.on('error', (e) => { this.on.error(-1, `decoding thread failed: ${e.message}`); });
+    this.worker.on('exit', () => {
+      this.dead = true;
+      for (const f of this.idle.splice(0)) f();
+    });
+  }
+
+  start(): Promise<void> {
+    return this.ready;
+  }
+
+  /** A connection's decoding, with the calls the tap proxy makes on an inline Conversation. */
+  open(id: number, client: Peer, server: Peer, tls: TlsInfo | null): RemoteConversation {
+    this.push([0, id, client, server, tls]);
+    return {
+      write: (s, chunk, time) => this.write(id, s, chunk, time),
+      end: (s, time) => this.end(id, s, time),
+      close: (time, reason) => this.close(id, time, reason),
+      expire: () => {}, // the worker expires its own
+    };
+  }
+
+  private write(id: number, s: Side, chunk: Buffer, time: number): void {
+    if (this.dead) { this.on.shed(chunk.length); return; }
+    // A direction's first chunk is never shed: protocol detection needs it, and it holds the first head.
+    const key = id * 2 + side(s);
+    const first = !this.started.has(key);
+    if (first) this.started.add(key);
+    if (!first && this.backlog + chunk.length > this.maxBacklog) {
+      this.on.shed(chunk.length);
+      this.push([2, id, side(s), chunk.length, time]);
+      return;
+    }
+    if (this.used + chunk.length > this.buf.length) this.grow(chunk.length);
+    chunk.copy(this.buf, this.used);
+    this.push([1, id, side(s), this.used, chunk.length, time]);
+    this.used += chunk.length;
+    this.backlog += chunk.length;
+  }
+
+  private end(id: number, s: Side, time: number): void {
+    this.push([3, id, side(s), time]);
+  }
+
+  private close(id: number, time: number, reason?: string): void {
+    this.started.delete(id * 2);
+    this.started.delete(id * 2 + 1);
+    this.push([4, id, time, reason ?? null]);
+  }
+
+  /** Everything posted is decoded and its records delivered; then the thread ends. */
+  async stop(): Promise<void> {
+    this.flush();
+    if (!this.dead && this.acked !== this.seq - 1) await new Promise<void>((r) => this.idle.push(r));
+    await this.worker.terminate();
+  }
+
+  private push(op: Op): void {
+    if (this.dead) return;
+    this.ops.push(op);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private grow(need: number): void {
+    // The bytes batched so far go now; the next batch starts in a buffer big enough.
+    this.flush();
+    if (need > this.buf.length) this.buf = Buffer.allocUnsafeSlow(need);
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (this.ops.length === 0) return;
+    let buf: ArrayBuffer | null = null;
+    const len = this.used;
+    if (len > 0) {
+      // The batch's bytes leave by transfer (no copy): the worker owns them, the next batch gets a new
+      // buffer sized by this one's use.
+      buf = this.buf.buffer as ArrayBuffer;
+      this.buf = Buffer.allocUnsafeSlow(Math.min(4 << 20, Math.max(64 * 1024, 2 * len)));
+      this.used = 0;
+    }
+    const batch: Batch = { seq: this.seq++, ops: this.ops, buf, len };
+    this.ops = [];
+    this.worker.postMessage(batch, buf ? [buf] : []);
+  }
+}
