@@ -1,6 +1,7 @@
 /**
  * Proxy throughput: wrk against an HTTP upstream — direct, through a plain Node `socket.pipe()` proxy,
- * through flowtap (HTTP/1 decoding and the JSONL sink on), and through haproxy in TCP mode — in
+ * through flowtap (HTTP/1 decoding and the JSONL sink on; inline and in a worker thread), and through
+ * haproxy in TCP mode — at 16 and 256 connections, in
  * interleaved rounds, each part its own process. Then a 1 GB upload streamed through flowtap with body
  * capture on, sampling the proxy's RSS.
  */
@@ -15,6 +16,7 @@ import type { BenchResult, Measured } from './measure.js';
 const here = new URL('./proxy/', import.meta.url).pathname;
 const ROUNDS = 3;
 const SECONDS = 4;
+const CONNECTIONS = [16, 256];
 
 /** A free loopback port, for a peer started in another process. */
 export async function freePort(): Promise<number> {
@@ -42,8 +44,8 @@ async function waitForPort(port: number): Promise<void> {
   throw new Error(`nothing listens on ${port}`);
 }
 
-function wrk(port: number): { rps: number; p99: number } {
-  const r = spawnSync('wrk', ['-t1', '-c16', `-d${SECONDS}s`, '--latency', `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
+function wrk(port: number, connections: number): { rps: number; p99: number } {
+  const r = spawnSync('wrk', ['-t1', `-c${connections}`, `-d${SECONDS}s`, '--latency', `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
   const m = /\s99%\s+([\d.]+)(us|ms|s)/.exec(r.stdout);
   const p99 = m ? Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1) : NaN;
@@ -66,8 +68,12 @@ export async function benchProxy(): Promise<BenchResult> {
     kids.push(await start('pipe-proxy.mjs', [pipeP, up]));
     const flowtap = await start('flowtap-proxy.mjs', [ftP, up, join(dir, 'records.jsonl')]);
     kids.push(flowtap);
+    const ftwP = await freePort();
+    const flowtapWorker = await start('flowtap-proxy.mjs', [ftwP, up, join(dir, 'records-worker.jsonl'), 'worker']);
+    kids.push(flowtapWorker);
     const targets: { name: string; port: number }[] = [
       { name: 'direct', port: up }, { name: 'Node socket.pipe() proxy', port: pipeP }, { name: 'flowtap (HTTP/1 decoding + JSONL sink)', port: ftP },
+      { name: 'flowtap, decoding in a worker thread', port: ftwP },
     ];
     if (spawnSync('sh', ['-c', 'command -v haproxy']).status === 0) {
       writeFileSync(join(dir, 'haproxy.cfg'), `global\n  maxconn 4096\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n` +
@@ -77,18 +83,27 @@ export async function benchProxy(): Promise<BenchResult> {
       await waitForPort(haP);
       targets.push({ name: 'haproxy (TCP mode)', port: haP });
     }
-    const runs = targets.map(() => [] as { rps: number; p99: number }[]);
-    for (let round = 0; round < ROUNDS; round++) targets.forEach((t, i) => runs[i].push(wrk(t.port)));
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    const results: Measured[] = targets.map((t, i) => ({
-      name: `${t.name}, p99 ${med(runs[i].map((r) => r.p99)).toFixed(2)} ms`,
-      opsPerSec: med(runs[i].map((r) => r.rps)),
-      mbPerSec: 0,
-      medianMs: med(runs[i].map((r) => r.p99)),
-      passesMs: runs[i].map((r) => 1000 / r.rps),
-    }));
-    const perRound = (a: number, b: number) => med(runs[a].map((r, k) => r.rps / runs[b][k].rps));
-    const stats = await new Promise<{ records: number; dropped: number }>((resolve) => { flowtap.once('message', (m) => resolve(m as never)); flowtap.send('stats'); });
+    const results: Measured[] = [];
+    const ratios: Record<string, number> = {};
+    for (const c of CONNECTIONS) {
+      const runs = targets.map(() => [] as { rps: number; p99: number }[]);
+      for (let round = 0; round < ROUNDS; round++) targets.forEach((t, i) => runs[i].push(wrk(t.port, c)));
+      targets.forEach((t, i) => results.push({
+        name: `-c${c} ${t.name}, p99 ${med(runs[i].map((r) => r.p99)).toFixed(2)} ms`,
+        opsPerSec: med(runs[i].map((r) => r.rps)),
+        mbPerSec: 0,
+        medianMs: med(runs[i].map((r) => r.p99)),
+        passesMs: runs[i].map((r) => 1000 / r.rps),
+      }));
+      const perRound = (a: number, b: number) => med(runs[a].map((r, k) => r.rps / runs[b][k].rps));
+      ratios[`-c${c} flowtap/pipe proxy`] = perRound(2, 1);
+      ratios[`-c${c} flowtap worker/pipe proxy`] = perRound(3, 1);
+      if (targets.length > 4) ratios[`-c${c} flowtap/haproxy`] = perRound(2, 4);
+    }
+    const ask = (p: typeof flowtap) => new Promise<{ records: number; dropped: number; shed: number }>((resolve) => { p.once('message', (m) => resolve(m as never)); p.send('stats'); });
+    const stats = await ask(flowtap);
+    const wstats = await ask(flowtapWorker);
 
     // 1 GB through flowtap with body capture on: RSS must not follow the body.
     const big = await start('flowtap-proxy.mjs', [await freePort().then(async (p) => { bigPort = p; return p; }), up, join(dir, 'big.jsonl')]);
@@ -121,18 +136,19 @@ export async function benchProxy(): Promise<BenchResult> {
     rssMax = Math.max(rssMax, rssKb(big.pid!));
     return {
       name: 'proxy',
-      unit: 'requests/s (wrk -t1 -c16, median of 3 interleaved rounds)',
+      unit: `requests/s (wrk -t1, -c${CONNECTIONS.join(' and -c')}, median of ${ROUNDS} interleaved rounds of ${SECONDS} s)`,
       results,
       ratios: {
-        'flowtap/pipe proxy': perRound(2, 1),
-        'flowtap/direct': perRound(2, 0),
-        ...(targets.length > 3 ? { 'flowtap/haproxy': perRound(2, 3) } : {}),
+        ...ratios,
         'rss growth MB for 1 GB through flowtap': (rssMax - rss0) / 1024,
         '1 GB upload through flowtap, MB/s': 1024 / seconds,
         'records written during the wrk runs': stats.records,
         'records dropped': stats.dropped,
+        'worker: records written': wstats.records,
+        'worker: records dropped': wstats.dropped,
+        'worker: bytes shed': wstats.shed,
       },
-      targets: { 'flowtap/pipe proxy': 0.8 },
+      targets: Object.fromEntries(CONNECTIONS.flatMap((c) => [[`-c${c} flowtap/pipe proxy`, 0.9], [`-c${c} flowtap worker/pipe proxy`, 0.9]])),
     };
   } finally {
     for (const k of kids) k.kill('SIGKILL');

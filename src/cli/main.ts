@@ -44,6 +44,8 @@ options:
   --body-capture BYTES   body bytes kept per message (default 4096, 0 for none)
   --no-mask              keep authorization, cookies and password/token body fields
                          (masked as "***" by default)
+  --decode-worker        decode in a worker thread: forwarding never waits for decoding; past a
+                         64 MiB backlog decode work is shed and counted (not with --mirror or plugins)
   --tls-cert FILE        terminate TLS with this certificate (PEM; with --tls-key): clients
                          speak HTTPS to flowtap, records carry "tls"
   --tls-key FILE         the certificate's private key (PEM)
@@ -184,6 +186,7 @@ function dump(args: string[]): Promise<number> | number {
       mirror: { type: 'string', multiple: true }, 'mirror-queue': { type: 'string' }, rate: { type: 'string' }, ...SELECT_FLAGS,
       'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'upstream-tls': { type: 'boolean' },
       'upstream-ca': { type: 'string' }, insecure: { type: 'boolean' }, alpn: { type: 'string' },
+      'decode-worker': { type: 'boolean' },
     },
   });
   const v = parsed.values;
@@ -191,6 +194,9 @@ function dump(args: string[]): Promise<number> | number {
   if ((v['tls-cert'] === undefined) !== (v['tls-key'] === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
   if (!v['upstream-tls'] && (v['upstream-ca'] !== undefined || v.insecure)) throw new UsageError('--upstream-ca and --insecure go with --upstream-tls');
   if (v.alpn !== undefined && v['tls-cert'] === undefined) throw new UsageError('--alpn goes with --tls-cert');
+  if (v['decode-worker'] && (v.mirror?.length || v.plugin?.length || v['plugin-worker']?.length)) {
+    throw new UsageError('--decode-worker cannot go with --mirror or plugins (they need the records on the main thread)');
+  }
   const alpn = v.alpn?.split(',').map((x) => x.trim()).filter(Boolean);
   if (alpn && (alpn.length === 0 || alpn.some((x) => x !== 'h2' && x !== 'http/1.1'))) throw new UsageError(`--alpn takes h2 and/or http/1.1, not "${v.alpn}"`);
   let tlsOpt: { cert: Buffer; key: Buffer; ALPNProtocols?: string[] } | undefined;
@@ -220,7 +226,7 @@ function dump(args: string[]): Promise<number> | number {
     return runDump({
       listen, upstream: { host: upstream.host!, port: upstream.port }, outs, protocol: v.decode,
       traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [], mask: !v['no-mask'], bodyCapture, host, mirror,
-      tls: tlsOpt, upstreamTls,
+      tls: tlsOpt, upstreamTls, decodeIn: v['decode-worker'] ? 'worker' : 'inline',
     });
   }, DUMP_USAGE);
 }
@@ -238,6 +244,7 @@ async function runDump(o: {
   protocol: string | undefined; traceKeys: string[]; spanKeys: string[]; bodyCapture: number; mask: boolean;
   host: PluginHost | null; mirror?: MirrorOptions;
   tls?: { cert: Buffer; key: Buffer; ALPNProtocols?: string[] }; upstreamTls?: { ca?: Buffer; rejectUnauthorized: boolean };
+  decodeIn: 'inline' | 'worker';
 }): Promise<number> {
   const { TapProxy } = await import('../pipeline/tap-proxy.js');
   const sinks = await Promise.all(o.outs.map((out) => makeSink(out)));
@@ -249,7 +256,7 @@ async function runDump(o: {
   const proxy = new TapProxy({
     listen: { host: o.listen.host, port: o.listen.port }, upstream: o.upstream, protocol: o.protocol,
     traceKeys: o.traceKeys, spanKeys: o.spanKeys, bodyCapture: o.bodyCapture, protocols: o.host?.allProtocols, mirror,
-    tls: o.tls, upstreamTls: o.upstreamTls,
+    tls: o.tls, upstreamTls: o.upstreamTls, decodeIn: o.decodeIn,
   });
   const { mask, pipeline, tee } = await import('../pipeline/stages.js');
   const stages = [...(o.host ? [o.host.stage()] : []), ...(o.mask ? [mask()] : []), tee(...sinks)];
@@ -273,6 +280,9 @@ async function runDump(o: {
   if (ticker) { clearInterval(ticker); status(); process.stderr.write('\n'); }
   await proxy.close();
   await Promise.all(sinks.map((s) => s.close()));
+  if (proxy.stats.decodeShed > 0) {
+    process.stderr.write(`flowtap: ${proxy.stats.decodeShed} forwarded bytes were not decoded (decode backlog full); their records say what is missing\n`);
+  }
   if (mirror) {
     mirror.close();
     for (const s of mirror.stats) {
