@@ -175,6 +175,44 @@ for (const mode of ['inline', 'worker'] as const) describe(`tap proxy forwarding
   }, 30_000);
 });
 
+describe('tap proxy: many and slow connections', () => {
+  it('slowloris clients do not hold up others; an idle timeout closes silent connections and their records say why', async () => {
+    const upstream = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('ok')); });
+    const { proxy, port, records } = await tapTo(closers, await listen(upstream), { idleTimeout: 300 });
+    // 200 clients that send a request head one byte every 50 ms, and never finish within the timeout.
+    const slow = Array.from({ length: 200 }, () => {
+      const s = net.connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      const head = Buffer.from('GET /slow HTTP/1.1\r\nHost: x\r\nX-Pad: ' + 'p'.repeat(400));
+      let i = 0;
+      const t = setInterval(() => { if (i < head.length && !s.destroyed) s.write(head.subarray(i, ++i)); }, 50);
+      s.on('close', () => clearInterval(t));
+      return s;
+    });
+    // Meanwhile a normal client's requests all succeed.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const codes: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      codes.push(await new Promise<number>((resolve, reject) => http.get({ port, host: '127.0.0.1', path: `/fast${i}`, agent },
+        (res) => { res.resume(); res.on('end', () => resolve(res.statusCode!)); }).on('error', reject)));
+    }
+    agent.destroy();
+    expect(codes.every((c) => c === 200)).toBe(true);
+    // A silent connection: closed by the idle timeout, its open request reported with the reason.
+    const silent = net.connect(port, '127.0.0.1', () => silent.write('GET /silent HTTP/1.1\r\nHost: x\r\n'));
+    silent.on('error', () => {});
+    await new Promise((r) => silent.on('close', r));
+    for (const s of slow) s.destroy();
+    for (let i = 0; i < 50 && !records.some((r) => r.endpoint === '/silent'); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(proxy.stats.idleClosed).toBeGreaterThanOrEqual(1);
+    // The slow clients kept sending, so the idle timeout left them alone.
+    expect(proxy.stats.idleClosed).toBeLessThan(10);
+    expect(records.filter((r) => r.endpoint.startsWith('/fast'))).toHaveLength(50);
+    expect(records.find((r) => r.endpoint === '/silent')).toMatchObject({ status: 'parse_error',
+      error: 'request truncated: the connection ended (closed by flowtap after 300 ms without a byte either way) inside the head' });
+  }, 30_000);
+});
+
 describe('tap proxy decoding in a worker thread', () => {
   it('over its backlog, decode work is shed and counted, the decoder says what it lost, and forwarding stays byte-exact', async () => {
     const upstream = http.createServer((req, res) => { const parts: Buffer[] = []; req.on('data', (d: Buffer) => parts.push(d)); req.on('end', () => res.end(sha(parts))); });

@@ -44,6 +44,7 @@ options:
   --body-capture BYTES   body bytes kept per message (default 4096, 0 for none)
   --no-mask              keep authorization, cookies and password/token body fields
                          (masked as "***" by default)
+  --idle-timeout SECONDS close a connection silent both ways this long (default: never)
   --decode-worker        decode in a worker thread: forwarding never waits for decoding; past a
                          64 MiB backlog decode work is shed and counted (not with --mirror or plugins)
   --tls-cert FILE        terminate TLS with this certificate (PEM; with --tls-key): clients
@@ -186,7 +187,7 @@ function dump(args: string[]): Promise<number> | number {
       mirror: { type: 'string', multiple: true }, 'mirror-queue': { type: 'string' }, rate: { type: 'string' }, ...SELECT_FLAGS,
       'tls-cert': { type: 'string' }, 'tls-key': { type: 'string' }, 'upstream-tls': { type: 'boolean' },
       'upstream-ca': { type: 'string' }, insecure: { type: 'boolean' }, alpn: { type: 'string' },
-      'decode-worker': { type: 'boolean' },
+      'decode-worker': { type: 'boolean' }, 'idle-timeout': { type: 'string' },
     },
   });
   const v = parsed.values;
@@ -209,6 +210,7 @@ function dump(args: string[]): Promise<number> | number {
     return 2;
   }
   const upstreamTls = v['upstream-tls'] ? { ca, rejectUnauthorized: !v.insecure } : undefined;
+  const idleTimeout = v['idle-timeout'] === undefined ? 0 : wholeNumber('--idle-timeout', v['idle-timeout']) * 1000;
   if (!v.listen) throw new UsageError('dump needs --listen [HOST:]PORT');
   if (!v.upstream) throw new UsageError('dump needs --upstream HOST:PORT');
   const listen = hostPort('--listen', v.listen, '127.0.0.1');
@@ -227,6 +229,7 @@ function dump(args: string[]): Promise<number> | number {
       listen, upstream: { host: upstream.host!, port: upstream.port }, outs, protocol: v.decode,
       traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [], mask: !v['no-mask'], bodyCapture, host, mirror,
       tls: tlsOpt, upstreamTls, decodeIn: v['decode-worker'] ? 'worker' : 'inline',
+      idleTimeout,
     });
   }, DUMP_USAGE);
 }
@@ -244,7 +247,7 @@ async function runDump(o: {
   protocol: string | undefined; traceKeys: string[]; spanKeys: string[]; bodyCapture: number; mask: boolean;
   host: PluginHost | null; mirror?: MirrorOptions;
   tls?: { cert: Buffer; key: Buffer; ALPNProtocols?: string[] }; upstreamTls?: { ca?: Buffer; rejectUnauthorized: boolean };
-  decodeIn: 'inline' | 'worker';
+  decodeIn: 'inline' | 'worker'; idleTimeout: number;
 }): Promise<number> {
   const { TapProxy } = await import('../pipeline/tap-proxy.js');
   const sinks = await Promise.all(o.outs.map((out) => makeSink(out)));
@@ -256,7 +259,7 @@ async function runDump(o: {
   const proxy = new TapProxy({
     listen: { host: o.listen.host, port: o.listen.port }, upstream: o.upstream, protocol: o.protocol,
     traceKeys: o.traceKeys, spanKeys: o.spanKeys, bodyCapture: o.bodyCapture, protocols: o.host?.allProtocols, mirror,
-    tls: o.tls, upstreamTls: o.upstreamTls, decodeIn: o.decodeIn,
+    tls: o.tls, upstreamTls: o.upstreamTls, decodeIn: o.decodeIn, idleTimeout: o.idleTimeout,
   });
   const { mask, pipeline, tee } = await import('../pipeline/stages.js');
   const stages = [...(o.host ? [o.host.stage()] : []), ...(o.mask ? [mask()] : []), tee(...sinks)];

@@ -43,7 +43,7 @@ export class DubboSession extends PerSideSession implements ProtocolSession {
 
   close(time: number, reason?: string): void {
     // Frames still in progress are reported as far as they were seen, before their exchanges close.
-    const how = reason ? 'the connection ended' : 'the capture ended';
+    const how = reason ? `the connection ended (${reason})` : 'the capture ended';
     this.decoders.client.cut(time, how);
     this.decoders.server.cut(time, how);
     this.pairer.close(time, reason);

@@ -87,8 +87,9 @@ export class Http1Session extends PerSideSession implements ProtocolSession {
 
   close(time: number, reason?: string): void {
     // Messages still in progress are reported as far as they were seen, before their exchanges close.
-    this.requests.cut(time, reason ? 'the connection ended' : 'the capture ended');
-    this.responses.cut(time, reason ? 'the connection ended' : 'the capture ended');
+    const how = reason ? `the connection ended (${reason})` : 'the capture ended';
+    this.requests.cut(time, how);
+    this.responses.cut(time, how);
     this.switched?.close(time, reason);
     this.pairer.close(time, reason);
     // The connection is over: free the parsers.

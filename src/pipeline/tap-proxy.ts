@@ -27,6 +27,11 @@ export interface TapProxyOptions extends SessionOptions {
   protocol?: string;
   /** Give up on the upstream after this long, ms. Default 5000. */
   connectTimeout?: number;
+  /**
+   * Close a connection when neither side has sent a byte for this long, ms (open exchanges are reported
+   * as ended by it). Default 0: never — a tap does not shorten what its clients and upstream agreed.
+   */
+  idleTimeout?: number;
   /** A request unanswered this long becomes a `timeout` record, ms. Default 60 000. */
   timeout?: number;
   /**
@@ -77,6 +82,8 @@ export interface TapProxyStats {
   tlsErrors: number;
   /** Worker mode: bytes forwarded but not decoded because the decode backlog was full (their loss is reported). */
   decodeShed: number;
+  /** Connections closed by `idleTimeout`. */
+  idleClosed: number;
 }
 
 export interface ConnectionInfo { connectionId: string; client: Peer; upstream: Peer }
@@ -100,7 +107,7 @@ type Fn<T extends Ev> = EventEmitter.EventListener<TapProxyEvents, T>;
 
 export class TapProxy extends EventEmitter<TapProxyEvents> {
   readonly stats: TapProxyStats = {
-    connections: 0, open: 0, records: 0, bytesFromClients: 0, bytesFromUpstream: 0, upstreamErrors: 0, tapErrors: 0, userErrors: 0, tlsErrors: 0, decodeShed: 0,
+    connections: 0, open: 0, records: 0, bytesFromClients: 0, bytesFromUpstream: 0, upstreamErrors: 0, tapErrors: 0, userErrors: 0, tlsErrors: 0, decodeShed: 0, idleClosed: 0,
   };
   private readonly server: net.Server;
   private readonly live = new Map<string, { conversation: Decoding | null; sockets: Socket[] }>();
@@ -211,6 +218,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
     entry.sockets.push(upstream);
     let fromClient = 0;
     let fromUpstream = 0;
+    let idleReason: string | undefined;
     let connected = false;
 
     // The tap: after the pipe's own listener (added first), so a chunk is forwarded before it is decoded.
@@ -231,6 +239,20 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
 
     const connectTimer = setTimeout(() => upstream.destroy(new Error(`connect timed out after ${this.opts.connectTimeout ?? 5000} ms`)),
       this.opts.connectTimeout ?? 5000);
+    const idle = this.opts.idleTimeout ?? 0;
+    if (idle > 0) {
+      // Bytes either way count as activity: each socket's own timer sees only its reads and writes, and
+      // every byte read on one side is written on the other, so both timers see all traffic.
+      const onIdle = () => {
+        if (idleReason) return; // the other socket's timer, for the same silence
+        this.stats.idleClosed++;
+        idleReason = `closed by flowtap after ${idle} ms without a byte either way`;
+        client.destroy();
+        upstream.destroy();
+      };
+      client.setTimeout(idle, onIdle);
+      upstream.setTimeout(idle, onIdle);
+    }
     upstream.once(this.opts.upstreamTls ? 'secureConnect' : 'connect', () => {
       connected = true;
       clearTimeout(connectTimer);
@@ -273,7 +295,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
       this.stats.open--;
       this.live.delete(connectionId);
       this.infos.delete(connectionId);
-      this.finish(entry, client.errored || upstream.errored ? 'the connection was reset' : undefined);
+      this.finish(entry, idleReason ?? (client.errored || upstream.errored ? 'the connection was reset' : undefined));
       this.emit('close', { ...info, bytesFromClient: fromClient, bytesFromUpstream: fromUpstream });
     };
     client.on('close', onClose);
