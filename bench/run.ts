@@ -3,6 +3,7 @@
  * Prints a table and ratios per benchmark, then one final JSON line with everything.
  */
 import { benchBpf } from './bpf.js';
+import { benchConns } from './conns.js';
 import { benchDiff } from './diff.js';
 import { benchDubbo } from './dubbo.js';
 import { benchGateway } from './gateway.js';
@@ -16,7 +17,7 @@ import { benchReplay } from './replay.js';
 import { benchTls } from './tls.js';
 import type { BenchResult } from './measure.js';
 
-const benches: Record<string, () => BenchResult | Promise<BenchResult>> = { http1: benchHttp1, dubbo: benchDubbo, http2: benchHttp2, grpc: benchGrpc, plugins: benchPlugins, replay: benchReplay, diff: benchDiff, gateway: benchGateway, proxy: benchProxy, bpf: benchBpf, tls: benchTls, read: benchRead };
+const benches: Record<string, () => BenchResult | Promise<BenchResult>> = { http1: benchHttp1, dubbo: benchDubbo, http2: benchHttp2, grpc: benchGrpc, plugins: benchPlugins, replay: benchReplay, diff: benchDiff, gateway: benchGateway, proxy: benchProxy, bpf: benchBpf, tls: benchTls, read: benchRead, conns: benchConns };
 const only = process.argv.slice(2);
 const all: BenchResult[] = [];
 for (const [name, run] of Object.entries(benches)) {

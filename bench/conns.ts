@@ -1,0 +1,78 @@
+/**
+ * Many connections: N keep-alive clients each make one request through flowtap's tap proxy (its own
+ * process, HTTP/1 decoding and the JSONL sink on, as `flowtap dump` runs) and then stay open and idle;
+ * the proxy's RSS before and after gives the bytes an idle connection costs. Then, with them all open,
+ * a fresh client's 200 requests report their latency. N is bounded by the file-descriptor limit: the
+ * proxy holds two descriptors per connection.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BenchResult, Measured } from './measure.js';
+
+const here = new URL('./proxy/', import.meta.url).pathname;
+
+function start(script: string, args: (string | number)[]): Promise<ChildProcess> {
+  const p = fork(join(here, script), args.map(String), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => { p.once('message', () => resolve(p)); p.once('exit', (c) => reject(new Error(`${script} exited ${c}`))); });
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => s.once('listening', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+const fdLimit = () => Number(/Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 1024);
+
+/** One request on a fresh keep-alive socket, which then stays open. */
+function openOne(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write('GET /hello HTTP/1.1\r\nHost: x\r\n\r\n'));
+    s.once('data', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+export async function benchConns(): Promise<BenchResult> {
+  const limit = fdLimit();
+  const counts = [1000, 10_000].map((n) => Math.min(n, Math.floor((limit - 200) / 2)));
+  const results: Measured[] = [];
+  const ratios: Record<string, number> = { 'descriptor limit': limit };
+  for (const n of counts) {
+    const [up, px] = [await freePort(), await freePort()];
+    const kids = [await start('upstream.mjs', [up]), await start('flowtap-proxy.mjs', [px, up, join(tmpdir(), `flowtap-conns-${process.pid}.jsonl`)])];
+    const proxy = kids[1];
+    const sockets: net.Socket[] = [];
+    try {
+      const rss0 = rssKb(proxy.pid!);
+      for (let i = 0; i < n; i += 200) sockets.push(...await Promise.all(Array.from({ length: Math.min(200, n - i) }, () => openOne(px))));
+      await new Promise((r) => setTimeout(r, 500));
+      const rss1 = rssKb(proxy.pid!);
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const lat: number[] = [];
+      for (let i = 0; i < 200; i++) {
+        const t0 = performance.now();
+        await new Promise<void>((resolve, reject) => http.get({ port: px, host: '127.0.0.1', path: '/x', agent },
+          (res) => { res.resume(); res.on('end', resolve); }).on('error', reject));
+        lat.push(performance.now() - t0);
+      }
+      agent.destroy();
+      lat.sort((a, b) => a - b);
+      const p99 = lat[Math.floor(lat.length * 0.99)];
+      results.push({ name: `${n} idle connections held, then a client's p99 ${p99.toFixed(2)} ms`, opsPerSec: n, mbPerSec: 0, medianMs: lat[100], passesMs: lat });
+      ratios[`${n} connections: KB per idle connection`] = (rss1 - rss0) / n;
+      ratios[`${n} connections: proxy RSS MB`] = rss1 / 1024;
+    } finally {
+      for (const s of sockets) s.destroy();
+      for (const k of kids) k.kill('SIGKILL');
+    }
+  }
+  return { name: 'conns', unit: 'connections held through the tap proxy', results, ratios, targets: {} };
+}
