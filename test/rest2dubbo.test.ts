@@ -114,7 +114,9 @@ describe.skipIf(skip !== null)(`rest2dubbo against the Java provider${skip ? ` (
     expect(answers.map((a) => JSON.parse(a.body).id)).toEqual(ids);
     expect(answers.every((a, i) => a.body === JSON.stringify(javaBook(ids[i])))).toBe(true);
     expect(gateway.client.connected).toBe(4);
-    expect(gateway.client.stats.outOfOrder).toBeGreaterThan(20); // the provider really answered out of order
+    // The provider really answered out of order (how often depends on its threads' scheduling: 19 of 200 in
+    // one CI-like run, more usually), so every answer above was matched by id, not by order.
+    expect(gateway.client.stats.outOfOrder).toBeGreaterThan(0);
   });
 
   it('each HTTP exchange and its Dubbo call are records sharing the trace id, which the call carries as an attachment', async () => {
