@@ -21,7 +21,7 @@
  *   so a callback may drive another parser (a response head releasing a held request) without clobbering
  *   the first one's bytes.
  */
-import { createRequire } from 'node:module';
+import { cString, instantiate, methodName, type LlhttpWasm } from './llhttp-wasm.js';
 
 export interface ParserHandler {
   onMessageBegin(): void;
@@ -52,25 +52,6 @@ export interface ParserFailure {
   size: number;
 }
 
-interface Exports {
-  memory: WebAssembly.Memory;
-  _initialize?: () => void;
-  malloc(n: number): number;
-  llhttp_alloc(type: number): number;
-  llhttp_free(p: number): void;
-  llhttp_reset(p: number): void;
-  llhttp_execute(p: number, data: number, len: number): number;
-  llhttp_finish(p: number): number;
-  llhttp_resume(p: number): void;
-  llhttp_get_error_pos(p: number): number;
-  llhttp_get_error_reason(p: number): number;
-  llhttp_errno_name(errno: number): number;
-  llhttp_get_method(p: number): number;
-  llhttp_method_name(method: number): number;
-  llhttp_get_upgrade(p: number): number;
-  llhttp_get_status_code(p: number): number;
-}
-
 /** What the bytes of a head that never completed determine (`Llhttp.partialHead`). */
 export interface PartialHead {
   method: string | undefined;
@@ -83,9 +64,6 @@ export interface PartialHead {
   raw: string[];
 }
 
-/** llhttp's `llhttp_get_<field>(parser)` getters for the version, looked up by field name. */
-type Getter = (p: number) => number;
-
 // llhttp's `llhttp_errno_t` values this file acts on.
 const OK = 0;
 const PAUSED = 21;
@@ -97,27 +75,17 @@ const SLICE = 64 * 1024;
 /** Nesting depth the arena serves (a callback driving another parser is depth 2); deeper ones allocate. */
 const SLOTS = 4;
 
-interface Wasm { x: Exports; arena: number; methods: string[]; major: Getter; minor: Getter }
-
-let wasm: Wasm | null = null;
+let wasm: LlhttpWasm | null = null;
 /** Live parsers by their llhttp pointer, for the callbacks. */
 const live = new Map<number, Llhttp>();
 /** How many executes are running (callbacks may start another on a different parser). */
 let depth = 0;
 
-function load(): Wasm {
+function load(): LlhttpWasm {
   if (wasm) return wasm;
-  // Loaded on first use, so importing flowtap costs nothing until an HTTP/1 decoder exists.
-  const require = createRequire(import.meta.url);
-  let module: WebAssembly.Module;
-  try {
-    module = new WebAssembly.Module(require('undici/lib/llhttp/llhttp_simd-wasm.js') as Uint8Array<ArrayBuffer>);
-  } catch {
-    module = new WebAssembly.Module(require('undici/lib/llhttp/llhttp-wasm.js') as Uint8Array<ArrayBuffer>);
-  }
   const span = (f: (p: Llhttp, at: number, len: number) => number) =>
     (ptr: number, at: number, len: number) => f(live.get(ptr)!, at, len);
-  const env = {
+  wasm = instantiate({
     wasm_on_message_begin: (ptr: number) => live.get(ptr)!.messageBegin(),
     wasm_on_url: span((p, at, len) => p.url(at, len)),
     wasm_on_status: span((p, at, len) => p.status(at, len)),
@@ -127,24 +95,8 @@ function load(): Wasm {
       live.get(ptr)!.headersComplete(status, upgrade !== 0),
     wasm_on_body: span((p, at, len) => p.body(at, len)),
     wasm_on_message_complete: (ptr: number) => live.get(ptr)!.messageComplete(),
-  };
-  const x = new WebAssembly.Instance(module, { env }).exports as unknown as Exports;
-  x._initialize?.();
-  const arena = x.malloc(SLICE * SLOTS);
-  const getter = (field: string) => (x as unknown as Record<string, Getter>)[`llhttp_get_${field}`];
-  wasm = { x, arena, methods: [], major: getter('http_major'), minor: getter('http_minor') };
+  }, SLICE * SLOTS);
   return wasm;
-}
-
-function cString(x: Exports, ptr: number): string {
-  const mem = new Uint8Array(x.memory.buffer);
-  let end = ptr;
-  while (mem[end] !== 0) end++;
-  return Buffer.from(mem.buffer, ptr, end - ptr).toString('latin1');
-}
-
-function methodName(w: Wasm, n: number): string {
-  return (w.methods[n] ??= cString(w.x, w.x.llhttp_method_name(n)));
 }
 
 const isOws = (c: number) => c === 32 || c === 9;
@@ -152,7 +104,7 @@ const isOws = (c: number) => c === 32 || c === 9;
 type Latin1Slicer = Buffer & { latin1Slice(start: number, end: number): string };
 
 export class Llhttp {
-  private readonly w: Wasm;
+  private readonly w: LlhttpWasm;
   private readonly ptr: number;
   private closed = false;
   /** Set when the last `execute`/`finish` failed. */
