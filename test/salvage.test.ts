@@ -14,7 +14,7 @@ import type { AnyRecord } from '../src/records/types.js';
 import { pcapFile, rng, tcpPackets } from './helpers.js';
 import { startServer, runCalls } from './grpc/peer.js';
 import { contradictions, parsePcap, readAll, snapped, tcpInfo, writePcap, type Packet, type Pcap } from './salvage-cuts.js';
-import { captureSkipReason, have, runAsync, run, startCapture, tempDir } from './tools.js';
+import { captureReordered, captureSkipReason, have, runAsync, run, sameMessages, startCapture, tempDir } from './tools.js';
 
 const skip = captureSkipReason(['curl']);
 if (skip) console.log(`salvage tests skipped: ${skip}`);
@@ -111,8 +111,9 @@ describe.skipIf(skip !== null)('imperfect captures of real traffic, against tsha
   it('the whole capture: flowtap and tshark see the same HTTP/1 requests and statuses', () => {
     const full = readAll(captures.http);
     const t = tsharkHttp(join(dir, 'lo.pcap'));
-    expect(requestsOf(full).sort()).toEqual(t.requests.sort());
-    expect(h1(full).map((r) => r.code).filter((c) => c !== null).sort()).toEqual(t.codes.sort());
+    const reordered = captureReordered(join(dir, 'lo.pcap')); // tshark's view is then a lower bound
+    sameMessages(requestsOf(full), t.requests, reordered, expect);
+    sameMessages(h1(full).map((r) => r.code).filter((c) => c !== null), t.codes, reordered, expect);
     expect(full.filter((r) => r.protocol === 'http2').length).toBe(3);
     expect(full.some((r) => r.protocol === 'grpc')).toBe(true);
   });

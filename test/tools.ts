@@ -101,3 +101,25 @@ export function cleanups(afterEach: (fn: () => Promise<void>) => void) {
   }
   return { closers, listen };
 }
+
+/**
+ * Whether tshark flags a capture's TCP as lost, out of order or retransmitted. On a loaded machine tcpdump
+ * can write a retransmission after the segment that follows it; flowtap reassembles that, but tshark's HTTP
+ * dissection then misses the message, so its view can only be held as a lower bound.
+ */
+export function captureReordered(file: string): boolean {
+  const a = run('tshark', ['-r', file, '-Y', 'tcp.analysis.lost_segment || tcp.analysis.out_of_order || tcp.analysis.retransmission']);
+  return a.stdout.trim().length > 0;
+}
+
+/** `ours` equals `theirs` as a multiset; with `atLeast`, holds every one of `theirs` (and maybe more). */
+export function sameMessages<T>(ours: T[], theirs: T[], atLeast: boolean, expectFn: (v: unknown, m?: string) => { toEqual(x: unknown): void; toBeGreaterThanOrEqual(n: number): void }): void {
+  const sorted = (x: T[]) => [...x].sort((p, q) => String(p).localeCompare(String(q)));
+  if (!atLeast) { expectFn(sorted(ours)).toEqual(sorted(theirs)); return; }
+  const left = [...ours];
+  for (const x of theirs) {
+    const i = left.indexOf(x);
+    expectFn(i, `tshark shows ${String(x)}, flowtap does not`).toBeGreaterThanOrEqual(0);
+    left.splice(i, 1);
+  }
+}
