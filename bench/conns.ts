@@ -5,30 +5,17 @@
  * a fresh client's 200 requests report their latency. N is bounded by the file-descriptor limit: the
  * proxy holds two descriptors per connection.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchResult, Measured } from './measure.js';
+import { freePort, rssKb, startChild } from './processes.js';
 
 const here = new URL('./proxy/', import.meta.url).pathname;
 
-function start(script: string, args: (string | number)[]): Promise<ChildProcess> {
-  const p = fork(join(here, script), args.map(String), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return new Promise((resolve, reject) => { p.once('message', () => resolve(p)); p.once('exit', (c) => reject(new Error(`${script} exited ${c}`))); });
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => s.once('listening', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+const start = (script: string, args: (string | number)[]) => startChild(join(here, script), args);
 const fdLimit = () => Number(/Max open files\s+(\d+)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 1024);
 
 /** One request on a fresh keep-alive socket, which then stays open. */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { diffRecordings } from '../dist/diff/index.js';
 import { Replayer } from '../dist/replay/index.js';
 import type { BenchResult, Measured } from './measure.js';
-import { freePort } from './proxy.js';
+import { freePort } from './processes.js';
 
 const REQUESTS = 20_000;
 const upstreamScript = new URL('./proxy/upstream.mjs', import.meta.url).pathname;

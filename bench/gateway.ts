@@ -3,12 +3,12 @@
  * provider in test/java (skipped without a JDK and Hessian); the plugin proxy against a plain Node http
  * reverse proxy on the same upstream (wrk -c16, GET through each), ratio.
  */
-import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchResult, Measured } from './measure.js';
-import { freePort } from './proxy.js';
+import { freePort, startChild } from './processes.js';
 
 const here = new URL('./gateway/', import.meta.url).pathname;
 const SECONDS = 4;
@@ -21,10 +21,7 @@ function wrk(url: string, script?: string): number {
   return rps;
 }
 
-function start(script: string, args: (string | number)[]): Promise<ChildProcess> {
-  const p = fork(script, args.map(String), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return new Promise((resolve, reject) => { p.once('message', () => resolve(p)); p.once('exit', (c) => reject(new Error(`${script} exited ${c}`))); });
-}
+const start = startChild;
 
 export async function benchGateway(): Promise<BenchResult> {
   if (spawnSync('sh', ['-c', 'command -v wrk']).status !== 0) throw new Error('bench/gateway needs wrk (apt-get install -y wrk)');

@@ -5,35 +5,21 @@
  * interleaved rounds, each part its own process. Then a 1 GB upload streamed through flowtap with body
  * capture on, sampling the proxy's RSS.
  */
-import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchResult, Measured } from './measure.js';
+import { freePort, rssKb, startChild } from './processes.js';
 
 const here = new URL('./proxy/', import.meta.url).pathname;
 const ROUNDS = 3;
 const SECONDS = 4;
 const CONNECTIONS = [16, 256];
 
-/** A free loopback port, for a peer started in another process. */
-export async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => s.once('listening', r));
-  const p = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
-
-function start(script: string, args: (string | number)[]): Promise<ChildProcess> {
-  const p = fork(join(here, script), args.map(String), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return new Promise((resolve, reject) => {
-    p.once('message', () => resolve(p));
-    p.once('exit', (c) => reject(new Error(`${script} exited ${c}`)));
-  });
-}
+const start = (script: string, args: (string | number)[]) => startChild(join(here, script), args);
 
 async function waitForPort(port: number): Promise<void> {
   for (let i = 0; i < 100; i++) {
@@ -53,10 +39,6 @@ function wrk(port: number, connections: number): { rps: number; p99: number } {
   return { rps, p99 };
 }
 
-function rssKb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : 0;
-}
 
 export async function benchProxy(): Promise<BenchResult> {
   if (spawnSync('sh', ['-c', 'command -v wrk']).status !== 0) throw new Error('bench/proxy needs wrk (apt-get install -y wrk)');

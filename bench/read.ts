@@ -3,23 +3,15 @@
  * Node http upstream, keep-alive, 8 connections) captured by tcpdump, then each tool reads the file to
  * /dev/null once; elapsed time and peak RSS from /usr/bin/time. Needs root, tcpdump, tshark and wrk.
  */
-import { fork, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchResult } from './measure.js';
+import { freePort, startChild } from './processes.js';
 
 const SECONDS = 5;
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((r) => s.once('listening', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** Seconds and peak RSS (MB) of a command whose output goes to /dev/null. */
 function timed(cmd: string, args: string[]): { seconds: number; rssMb: number; status: number | null } {
@@ -34,9 +26,8 @@ export async function benchRead(): Promise<BenchResult> {
   const dir = mkdtempSync(join(tmpdir(), 'flowtap-bench-read-'));
   const file = join(dir, 'http1.pcap');
   const port = await freePort();
-  const upstream = fork(new URL('./proxy/upstream.mjs', import.meta.url).pathname, [String(port)], { stdio: 'ignore' as never });
+  const upstream = await startChild(new URL('./proxy/upstream.mjs', import.meta.url).pathname, [port]);
   try {
-    await new Promise((r) => upstream.once('message', r));
     const td = spawn('tcpdump', ['-i', 'lo', '--immediate-mode', '-B', String(256 * 1024), '-s', '0', '-w', file, `tcp port ${port}`],
       { stdio: ['ignore', 'ignore', 'pipe'] });
     let tdErr = '';

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Replayer } from '../dist/replay/index.js';
 import type { BenchResult, Measured } from './measure.js';
-import { freePort } from './proxy.js';
+import { freePort } from './processes.js';
 
 const REQUESTS = 40_000;
 const CONNECTIONS = 16;
