@@ -47,7 +47,6 @@ export class TlsSession implements ProtocolSession {
   private inner: Conversation | null = null;
   private problem: string | null = null;
   private start = 0;
-  private last = 0;
   private counted = false;
 
   constructor(private readonly ctx: SessionContext, private readonly keylog: KeyLog, private readonly stats: TlsStats) {}
@@ -57,7 +56,6 @@ export class TlsSession implements ProtocolSession {
   write(side: Side, chunk: Uint8Array, time: number): void {
     const d = this.dirs[side];
     if (this.start === 0) this.start = time;
-    this.last = time;
     if (d.failed) { d.opaque += chunk.length; return; }
     d.buf = d.buf.length ? Buffer.concat([d.buf, chunk]) : Buffer.from(chunk);
     let at = 0;
@@ -256,7 +254,6 @@ export class TlsSession implements ProtocolSession {
       failure: null, expired: false, closedAt: time, start: this.start || time,
     });
     r.tls = info;
-    if (this.last) r.endTime = null;
     this.ctx.emit(r);
   }
 }
