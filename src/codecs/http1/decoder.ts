@@ -371,12 +371,14 @@ export class Http1Decoder implements Decoder, ParserHandler {
         ret = 2;
       } else if (statusCode < 200) {
         m.interim = true;
-      } else if (reqMethod === 'HEAD' || statusCode === 204 || statusCode === 304) {
-        ret = 1; // no body, whatever Content-Length says (RFC 9112 §6.3; the wasm build would wait for one)
+      } else if (reqMethod === 'HEAD') {
+        ret = 1; // llhttp cannot know the request: no body, whatever Content-Length says
       }
       if (upgrade && statusCode === 101) ret = 0; // llhttp already switches on 101
     }
-    this.announced = announcedBody(headers, !isRequest, m.upgrade || m.interim || ret === 1 || statusCode === 204);
+    // 204 and 304 have no body (llhttp applies that itself); a hole after their head is not body.
+    const bodyless = m.upgrade || m.interim || ret === 1 || statusCode === 204 || statusCode === 304;
+    this.announced = announcedBody(headers, !isRequest, bodyless);
     this.opts.onHead?.(m);
     return ret;
   }

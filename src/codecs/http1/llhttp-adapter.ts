@@ -21,7 +21,7 @@
  *   so a callback may drive another parser (a response head releasing a held request) without clobbering
  *   the first one's bytes.
  */
-import { cString, instantiate, methodName, type LlhttpWasm } from './llhttp-wasm.js';
+import { cString, instantiate, memoryOf, methodName, type LlhttpWasm } from './llhttp-wasm.js';
 
 export interface ParserHandler {
   onMessageBegin(): void;
@@ -152,15 +152,19 @@ export class Llhttp {
   execute(buf: Buffer): number {
     if (this.closed) return buf.length;
     const x = this.w.x;
-    const slot = depth < SLOTS ? this.w.arena + depth * SLICE : x.malloc(SLICE);
+    const own = depth >= SLOTS; // nested deeper than the arena serves: a slot of its own, freed below
+    const slot = own ? x.malloc(SLICE) : this.w.arena + depth * SLICE;
     depth++;
-    const saved = { chunk: this.chunk, base: this.base, input: this.input };
+    // Restored on the way out (locals, not an object: this runs per chunk).
+    const chunk = this.chunk;
+    const base = this.base;
+    const input = this.input;
     try {
       this.chunk = buf;
       this.input = slot;
       for (let off = 0; off < buf.length; off += SLICE) {
         const piece = buf.subarray(off, off + SLICE);
-        new Uint8Array(x.memory.buffer, slot, piece.length).set(piece);
+        memoryOf(this.w).set(piece, slot);
         this.base = off;
         const r = this.run(piece.length);
         if (r !== piece.length) {
@@ -172,7 +176,8 @@ export class Llhttp {
       return buf.length;
     } finally {
       depth--;
-      this.chunk = saved.chunk; this.base = saved.base; this.input = saved.input;
+      if (own) x.free(slot);
+      this.chunk = chunk; this.base = base; this.input = input;
     }
   }
 

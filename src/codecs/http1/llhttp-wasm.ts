@@ -9,6 +9,7 @@ export interface LlhttpExports {
   memory: WebAssembly.Memory;
   _initialize?: () => void;
   malloc(n: number): number;
+  free(p: number): void;
   llhttp_alloc(type: number): number;
   llhttp_free(p: number): void;
   llhttp_reset(p: number): void;
@@ -34,6 +35,13 @@ export interface LlhttpWasm {
   methods: string[];
   major: Getter;
   minor: Getter;
+  /** A view of the module's memory, made again only when the memory grows (its buffer is replaced). */
+  mem: Uint8Array;
+}
+
+export function memoryOf(w: LlhttpWasm): Uint8Array {
+  if (w.mem.buffer !== w.x.memory.buffer) w.mem = new Uint8Array(w.x.memory.buffer);
+  return w.mem;
 }
 
 /** The callbacks llhttp's wasm build imports (`env.wasm_on_*`). */
@@ -51,7 +59,8 @@ export function instantiate(env: LlhttpEnv, arenaSize: number): LlhttpWasm {
   const x = new WebAssembly.Instance(module, { env }).exports as unknown as LlhttpExports;
   x._initialize?.();
   const getter = (field: string) => (x as unknown as Record<string, Getter>)[`llhttp_get_${field}`];
-  return { x, arena: x.malloc(arenaSize), methods: [], major: getter('http_major'), minor: getter('http_minor') };
+  const arena = x.malloc(arenaSize);
+  return { x, arena, methods: [], major: getter('http_major'), minor: getter('http_minor'), mem: new Uint8Array(x.memory.buffer) };
 }
 
 export function cString(x: LlhttpExports, ptr: number): string {
