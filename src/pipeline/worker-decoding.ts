@@ -7,9 +7,8 @@
  * loss and resynchronises) and they are counted as shed — except a direction's first chunk, which
  * detection needs. Forwarding never waits for any of it.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { builtScript } from '../worker-script.js';
 import type { AnyRecord, Peer, TlsInfo } from '../records/types.js';
 import type { SessionOptions, Side } from './session.js';
 
@@ -47,13 +46,6 @@ export interface RemoteConversation {
   expire(before: number): void;
 }
 
-function workerScript(): URL {
-  for (const rel of ['./decode-worker.js', '../../dist/decode-worker.js']) {
-    const url = new URL(rel, import.meta.url);
-    if (existsSync(fileURLToPath(url))) return url;
-  }
-  throw new Error('flowtap: dist/decode-worker.js is missing (run npm run build)');
-}
 
 const side = (s: Side): 0 | 1 => (s === 'client' ? 0 : 1);
 
@@ -75,7 +67,7 @@ export class WorkerDecoding {
   private dead = false;
 
   constructor(options: WorkerDecodeOptions, private readonly maxBacklog: number, private readonly on: WorkerDecodingEvents) {
-    this.worker = new Worker(workerScript(), { workerData: options });
+    this.worker = new Worker(builtScript('decode-worker.js'), { workerData: options });
     this.ready = new Promise((resolve, reject) => {
       this.worker.once('message', () => resolve());
       this.worker.once('error', reject);

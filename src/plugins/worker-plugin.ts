@@ -3,26 +3,14 @@
  * limit on a batch that stops making progress (the worker counts records done in shared memory, so an
  * endless loop is told apart from a long batch). A stuck worker is terminated and replaced.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { builtScript } from '../worker-script.js';
 import type { AnyRecord } from '../records/types.js';
 
 export type WorkerAnswer =
   | { kind: 'done'; records: (AnyRecord | null)[]; failures: { index: number; message: string }[]; modified: number }
   | { kind: 'timeout'; ms: number };
 
-/**
- * The worker's script: built next to this code in dist/; run from this repository's sources (tests), the
- * built one in dist/ (a worker cannot load TypeScript).
- */
-function workerScript(): URL {
-  for (const rel of ['./plugin-worker.js', '../../dist/plugin-worker.js']) {
-    const url = new URL(rel, import.meta.url);
-    if (existsSync(fileURLToPath(url))) return url;
-  }
-  throw new Error('flowtap: dist/plugin-worker.js is missing (run npm run build)');
-}
 
 export class WorkerPlugin {
   private worker!: Worker;
@@ -39,7 +27,7 @@ export class WorkerPlugin {
 
   private async spawn(): Promise<void> {
     this.progress = new Int32Array(new SharedArrayBuffer(4));
-    this.worker = new Worker(workerScript(), { workerData: { path: this.path, progress: this.progress } });
+    this.worker = new Worker(builtScript('plugin-worker.js'), { workerData: { path: this.path, progress: this.progress } });
     this.worker.unref();
     await new Promise<void>((resolve, reject) => {
       this.worker.once('message', (m: { ready?: true; error?: string }) => (m.ready ? resolve() : reject(new Error(m.error))));
