@@ -35,9 +35,21 @@ function guarded(id: number, f: (c: Conversation) => void): void {
   try {
     f(c);
   } catch (e) {
-    live.delete(id);
-    errors.push({ id, message: (e as Error).message });
+    drop(id, e);
   }
+}
+
+function drop(id: number, e: unknown): void {
+  live.delete(id);
+  errors.push({ id, message: (e as Error).message });
+}
+
+/** Records and errors made since the last reply, with the batch they answer (-1: none, the sweep's). */
+function reply(seq: number, acked: number): void {
+  const r: Reply = { acked, records: JSON.stringify(records), errors, seq };
+  records = [];
+  errors = [];
+  parentPort!.postMessage(r);
 }
 
 parentPort!.on('message', (b: Batch) => {
@@ -46,26 +58,26 @@ parentPort!.on('message', (b: Batch) => {
   for (const op of b.ops) {
     switch (op[0]) {
       case 0: open(op[1], op[2], op[3], op[4]); break;
-      case 1: { const [, id, side, at, len, time] = op; acked += len; guarded(id, (c) => c.write(SIDES[side], bytes!.subarray(at, at + len), time)); break; }
+      case 1: {
+        // Per chunk: the conversation directly, no closure.
+        const [, id, side, at, len, time] = op;
+        acked += len;
+        const c = live.get(id);
+        if (c) try { c.write(SIDES[side], bytes!.subarray(at, at + len), time); } catch (e) { drop(id, e); }
+        break;
+      }
       case 2: { const [, id, side, len, time] = op; guarded(id, (c) => c.gap(SIDES[side], len, time)); break; }
       case 3: { const [, id, side, time] = op; guarded(id, (c) => c.end(SIDES[side], time)); break; }
       case 4: { const [, id, time, reason] = op; guarded(id, (c) => c.close(time, reason ?? undefined)); live.delete(id); break; }
     }
   }
-  const reply: Reply = { acked, records: JSON.stringify(records), errors, seq: b.seq };
-  records = [];
-  errors = [];
-  parentPort!.postMessage(reply);
+  reply(b.seq, acked);
 });
 
 setInterval(() => {
   const before = now() - (opts.timeout ?? 60_000);
   for (const [id] of live) guarded(id, (c) => c.expire(before));
-  if (records.length > 0 || errors.length > 0) {
-    parentPort!.postMessage({ acked: 0, records: JSON.stringify(records), errors, seq: -1 } satisfies Reply);
-    records = [];
-    errors = [];
-  }
+  if (records.length > 0 || errors.length > 0) reply(-1, 0);
 }, 1000).unref();
 
 parentPort!.postMessage({ ready: true });
