@@ -19,6 +19,7 @@ export interface TlsStats { decrypted: number; noKeys: number; badKeys: number }
 
 const enum Content { CCS = 20, ALERT = 21, HANDSHAKE = 22, APP = 23 }
 const MAX_RECORD = (1 << 14) + 2048;
+const EMPTY = Buffer.alloc(0);
 
 interface Dir {
   buf: Buffer;
@@ -35,7 +36,7 @@ interface Dir {
   failed: boolean;
 }
 
-const dir = (): Dir => ({ buf: Buffer.alloc(0), hs: Buffer.alloc(0), protected: false, keys: null, app: false, onlyApp: false, opaque: 0, failed: false });
+const dir = (): Dir => ({ buf: EMPTY, hs: EMPTY, protected: false, keys: null, app: false, onlyApp: false, opaque: 0, failed: false });
 
 export class TlsSession implements ProtocolSession {
   private readonly dirs: Record<Side, Dir> = { client: dir(), server: dir() };
@@ -57,22 +58,24 @@ export class TlsSession implements ProtocolSession {
     const d = this.dirs[side];
     if (this.start === 0) this.start = time;
     if (d.failed) { d.opaque += chunk.length; return; }
-    d.buf = d.buf.length ? Buffer.concat([d.buf, chunk]) : Buffer.from(chunk);
+    // Records are read in place from the caller's chunk; only a record cut by its end is copied, to wait.
+    const view = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const buf = d.buf.length ? Buffer.concat([d.buf, view]) : view;
     let at = 0;
-    while (d.buf.length - at >= 5) {
-      const type = d.buf[at];
-      const len = d.buf.readUInt16BE(at + 3);
-      if (type < 20 || type > 24 || d.buf[at + 1] !== 3 || len > MAX_RECORD) {
+    while (buf.length - at >= 5) {
+      const type = buf[at];
+      const len = buf.readUInt16BE(at + 3);
+      if (type < 20 || type > 24 || buf[at + 1] !== 3 || len > MAX_RECORD) {
         this.fail(side, `${side} bytes are not TLS records`);
-        d.opaque += d.buf.length - at;
-        at = d.buf.length;
+        d.opaque += buf.length - at;
+        at = buf.length;
         break;
       }
-      if (d.buf.length - at < 5 + len) break;
-      this.record(side, d.buf.subarray(at, at + 5), d.buf.subarray(at + 5, at + 5 + len), time);
+      if (buf.length - at < 5 + len) break;
+      this.record(side, buf.subarray(at, at + 5), buf.subarray(at + 5, at + 5 + len), time);
       at += 5 + len;
     }
-    d.buf = d.buf.subarray(at);
+    d.buf = at === buf.length ? EMPTY : Buffer.from(buf.subarray(at));
   }
 
   gap(side: Side, length: number, time: number): void {
@@ -157,6 +160,8 @@ export class TlsSession implements ProtocolSession {
       d.hs = d.hs.subarray(4 + len);
       this.message(side, type, body);
     }
+    // A message cut by the record's end waits for the next one: kept as a copy (the record may be the caller's).
+    d.hs = d.hs.length ? Buffer.from(d.hs) : EMPTY;
   }
 
   private message(side: Side, type: number, body: Buffer): void {
@@ -240,7 +245,7 @@ export class TlsSession implements ProtocolSession {
     if (this.counted) return;
     this.counted = true;
     if (this.inner) this.stats.decrypted++;
-    else if (this.problem === null || !this.secrets) this.stats.noKeys += this.secrets ? 0 : 1;
+    else if (!this.lookup()) this.stats.noKeys++; // keys that were there but failed are counted as badKeys
   }
 
   /** No plaintext came out: one record of what the handshake showed, saying why. */
