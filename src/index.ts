@@ -50,6 +50,8 @@ export type { CaptureOptions, CaptureSummary } from './capture/read.js';
 // The tap proxy and pipeline stages.
 export { TapProxy } from './pipeline/tap-proxy.js';
 export type { ConnectionInfo, TapProxyEvents, TapProxyOptions, TapProxyStats, Upstream } from './pipeline/tap-proxy.js';
+export { TapCluster } from './pipeline/tap-cluster.js';
+export type { ClusterProxyOptions, TapClusterEvents, TapClusterOptions, TapClusterStats } from './pipeline/tap-cluster.js';
 export { filter, map, mask, pipeline, rateLimit, sample, tee } from './pipeline/stages.js';
 export type { MaskOptions, Next, Stage } from './pipeline/stages.js';
 export type { RecordSink } from './sinks/batching.js';

@@ -4,18 +4,24 @@ import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { encodeRequest, encodeResponse, DubboDecoder, TapProxy, type ExchangeRecord } from '../src/index.js';
+import { encodeRequest, encodeResponse, DubboDecoder, TapProxy, type AnyRecord, type ExchangeRecord } from '../src/index.js';
 import { BatchingSink } from '../src/sinks/index.js';
 import { runCalls, startServer } from './grpc/peer.js';
 import { rng } from './helpers.js';
-import { tapTo } from './taps.js';
+import { clusterTo, statsOf, tapTo, type Tap } from './taps.js';
 import { captureSkipReason, cleanups, run, runAsync, startCapture, tempDir } from './tools.js';
 
 const { closers, listen } = cleanups(afterEach);
 
-/** Decoding inline or in a worker thread: every forwarding and fault test runs in both modes. */
-let decodeIn: 'inline' | 'worker' = 'inline';
-const proxyTo = (port: number, opts: Parameters<typeof tapTo>[2] = {}) => tapTo(closers, port, { decodeIn, ...opts });
+/**
+ * Decoding inline, in a worker thread, or over two processes (TapCluster, `dump --workers 2`): every
+ * forwarding and fault test runs in each mode.
+ */
+type Mode = 'inline' | 'worker' | 'cluster';
+let mode: Mode = 'inline';
+const proxyTo = (port: number, opts: Parameters<typeof tapTo>[2] = {}): Promise<{ proxy: Tap; records: AnyRecord[]; port: number }> => (mode === 'cluster'
+  ? clusterTo(closers, port, opts as Parameters<typeof clusterTo>[2])
+  : tapTo(closers, port, { decodeIn: mode, ...opts }));
 
 /** Write `data` in random-sized chunks, honouring backpressure. */
 async function writeChunks(s: net.Socket, data: Buffer, r: () => number): Promise<void> {
@@ -28,8 +34,8 @@ async function writeChunks(s: net.Socket, data: Buffer, r: () => number): Promis
 
 const sha = (b: Buffer | Buffer[]) => createHash('sha256').update(Array.isArray(b) ? Buffer.concat(b) : b).digest('hex');
 
-for (const mode of ['inline', 'worker'] as const) describe(`tap proxy forwarding (decoding ${mode})`, () => {
-  beforeEach(() => { decodeIn = mode; });
+for (const m of ['inline', 'worker', 'cluster'] as const) describe(`tap proxy forwarding (${m === 'cluster' ? 'two processes' : `decoding ${m}`})`, () => {
+  beforeEach(() => { mode = m; });
 
   it('forwards 200 concurrent connections byte-exact both ways (random sizes and chunking) while the decoders chew garbage', async () => {
     const seen = new Map<string, { got: string; sent: string }>();
@@ -69,9 +75,10 @@ for (const mode of ['inline', 'worker'] as const) describe(`tap proxy forwarding
       expect(u.got).toBe(c.sent); // client → upstream exact
       expect(c.got).toBe(u.sent); // upstream → client exact
     }
-    expect(proxy.stats.connections).toBe(200);
-    expect(proxy.stats.tapErrors).toBe(0);
-    expect(proxy.stats.records).toBeGreaterThan(0); // the garbage did reach the decoders (parse_error records)
+    const stats = await statsOf(proxy);
+    expect(stats.connections).toBe(200);
+    expect(stats.tapErrors).toBe(0);
+    expect(stats.records).toBeGreaterThan(0); // the garbage did reach the decoders (parse_error records)
   }, 120_000);
 
   it('an unreachable upstream closes the client promptly and the request\'s record says why', async () => {
@@ -92,7 +99,8 @@ for (const mode of ['inline', 'worker'] as const) describe(`tap proxy forwarding
     expect(records).toMatchObject([{ endpoint: '/x', status: 'server_error', error: `upstream 127.0.0.1:${deadPort} unreachable: ECONNREFUSED` }]);
   });
 
-  it('chooses the upstream per connection when given a function; one that throws resets that client and says why', async () => {
+  // A function does not cross processes: a cluster's upstream is an address.
+  it.skipIf(m === 'cluster')('chooses the upstream per connection when given a function; one that throws resets that client and says why', async () => {
     const a = await listen(http.createServer((_q, r) => r.end('from a')));
     const b = await listen(http.createServer((_q, r) => r.end('from b')));
     let n = 0;
@@ -115,11 +123,14 @@ for (const mode of ['inline', 'worker'] as const) describe(`tap proxy forwarding
   });
 
   it('resets propagate both ways: upstream reset mid-response reaches the client, client reset reaches the upstream', async () => {
-    let upstreamSaw: string[] = [];
+    // What each upstream connection saw, by the path it was asked for (a connection's events can arrive late).
+    const upstreamSaw: string[] = [];
     const upstream = net.createServer((s) => {
-      s.on('error', (e) => upstreamSaw.push((e as NodeJS.ErrnoException).code!));
-      s.on('close', () => upstreamSaw.push('close'));
+      let path = '?';
+      s.on('error', (e) => upstreamSaw.push(`${path} ${(e as NodeJS.ErrnoException).code!}`));
+      s.on('close', () => upstreamSaw.push(`${path} close`));
       s.on('data', (d) => {
+        if (path === '?') path = /^\w+ (\S+)/.exec(String(d))?.[1] ?? '!';
         if (String(d).includes('/reset-me')) { s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial'); setTimeout(() => s.resetAndDestroy(), 20); }
       });
     });
@@ -127,14 +138,13 @@ for (const mode of ['inline', 'worker'] as const) describe(`tap proxy forwarding
     const a = net.connect(port, '127.0.0.1', () => a.write('GET /reset-me HTTP/1.1\r\n\r\n'));
     const err = await new Promise<string>((resolve) => { a.on('error', (e) => resolve((e as NodeJS.ErrnoException).code!)); a.on('close', () => resolve('closed')); });
     expect(err).toBe('ECONNRESET');
-    upstreamSaw = [];
     const b = net.connect(port, '127.0.0.1', () => b.write('POST /slow HTTP/1.1\r\nContent-Length: 1000\r\n\r\nabc'));
     b.on('error', () => {});
     await new Promise((r) => setTimeout(r, 100));
     b.resetAndDestroy();
-    for (let i = 0; i < 50 && !upstreamSaw.includes('close'); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(upstreamSaw).toContain('ECONNRESET');
-    expect(proxy.stats.open).toBe(0);
+    for (let i = 0; i < 50 && !upstreamSaw.includes('/slow close'); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(upstreamSaw).toContain('/slow ECONNRESET');
+    expect((await statsOf(proxy)).open).toBe(0);
   });
 
   it('a failing sink (rejecting, then hanging) never touches forwarding; drops are counted; records flow again once it recovers', async () => {
@@ -245,8 +255,8 @@ describe('tap proxy decoding in a worker thread', () => {
 
 const capSkip = captureSkipReason(['curl']);
 if (capSkip) console.warn(`proxy-vs-capture test skipped: ${capSkip}`);
-for (const mode of ['inline', 'worker'] as const) describe.skipIf(capSkip !== null)(`proxy records equal flowtap read of a capture of the same traffic (decoding ${mode})`, () => {
-  beforeEach(() => { decodeIn = mode; });
+for (const m of ['inline', 'worker', 'cluster'] as const) describe.skipIf(capSkip !== null)(`proxy records equal flowtap read of a capture of the same traffic (${m === 'cluster' ? 'two processes' : `decoding ${m}`})`, () => {
+  beforeEach(() => { mode = m; });
 
   it('HTTP/1 (curl, Node keep-alive) and Dubbo', async () => {
     const httpUp = http.createServer((req, res) => {

@@ -18,7 +18,7 @@ const SIDES = ['client', 'server'] as const;
 function open(id: number, client: Peer, server: Peer, tls: TlsInfo | null): void {
   try {
     live.set(id, new Conversation({
-      ...opts.session, client, server, connectionId: String(id),
+      ...opts.session, client, server, connectionId: (opts.connectionIdPrefix ?? '') + id,
       protocol: opts.protocol ?? (tls?.alpn === 'h2' ? 'http2' : 'auto'),
       onRecord: tls ? (r) => { r.tls = tls; records.push(r); } : (r) => { records.push(r); },
       onUserError: () => {}, // pushing to an array does not throw

@@ -60,6 +60,8 @@ export interface TapProxyOptions extends SessionOptions {
   decodeIn?: 'inline' | 'worker';
   /** Worker mode: bytes waiting to be decoded before new ones are shed (counted in `decodeShed`). Default 64 MiB. */
   maxDecodeBacklog?: number;
+  /** Put before each connection's number (`connectionId`), so several proxies in one run never share an id. */
+  connectionIdPrefix?: string;
 }
 
 export interface Upstream { host: string; port: number }
@@ -125,13 +127,14 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
       this.worker = new WorkerDecoding({
         session: { bodyCapture: opts.bodyCapture, maxHeaderSize: opts.maxHeaderSize, decodeValues: opts.decodeValues,
           traceKeys: opts.traceKeys, spanKeys: opts.spanKeys },
-        protocol: opts.protocol, timeout: opts.timeout,
+        protocol: opts.protocol, timeout: opts.timeout, connectionIdPrefix: opts.connectionIdPrefix,
       }, opts.maxDecodeBacklog ?? 64 << 20, {
         record: (r) => this.record(r),
         shed: (bytes) => { this.stats.decodeShed += bytes; },
         error: (id, message) => {
           this.stats.tapErrors++;
-          const c = this.infos.get(String(id)) ?? { connectionId: String(id), client: { ip: '', port: 0 }, upstream: { ip: '', port: 0 } };
+          const key = (opts.connectionIdPrefix ?? '') + id;
+          const c = this.infos.get(key) ?? { connectionId: key, client: { ip: '', port: 0 }, upstream: { ip: '', port: 0 } };
           this.emit('tapError', new Error(message), c);
         },
       });
@@ -177,7 +180,8 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
   }
 
   private accept(client: Socket): void {
-    const connectionId = String(this.nextId++);
+    const n = this.nextId++;
+    const connectionId = (this.opts.connectionIdPrefix ?? '') + n;
     const clientPeer: Peer = { ip: normaliseIp(client.remoteAddress), port: client.remotePort ?? 0 };
     let target: Upstream;
     try {
@@ -197,7 +201,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
     let conversation: Decoding | null = null;
     const tlsInfo = this.opts.tls ? infoOf(client as TLSSocket) : null;
     if (this.worker) {
-      conversation = this.worker.open(Number(connectionId), clientPeer, upstreamPeer, tlsInfo);
+      conversation = this.worker.open(n, clientPeer, upstreamPeer, tlsInfo);
       this.infos.set(connectionId, info);
     } else try {
       conversation = new Conversation({

@@ -17,6 +17,7 @@ export interface WorkerDecodeOptions {
   session: Pick<SessionOptions, 'bodyCapture' | 'maxHeaderSize' | 'decodeValues' | 'traceKeys' | 'spanKeys'>;
   protocol?: string;
   timeout?: number;
+  connectionIdPrefix?: string;
 }
 
 export type Op =

@@ -1,0 +1,97 @@
+/**
+ * One process of a TapCluster (built as dist/tap-worker.js, run by node:cluster): a whole tap proxy —
+ * forwarding, decoding, plugins, masking, mirroring — on the port the primary shares. Its records go to
+ * the primary as batches of JSON lines over the IPC channel; the primary owns the sinks. When the primary
+ * does not keep up, batches beyond `maxPending` bytes are dropped and counted, never waited for: the
+ * traffic through this process must not slow because a sink is slow.
+ */
+import type { AnyRecord } from '../records/types.js';
+import type { ClusterMessage, ClusterWorkerConfig, WorkerReport } from './tap-cluster.js';
+import type { Stage } from './stages.js';
+
+const send = (m: ClusterMessage, done?: (e: Error | null) => void) => process.send!(m, undefined, undefined, done);
+
+let stopping = false;
+// The primary coordinates shutdown (a terminal's ^C reaches every process of the group): wait for its word.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
+
+process.once('message', (m: ClusterMessage) => {
+  if (m.t !== 'config') return;
+  start(m.config).catch((e: Error) => {
+    send({ t: 'fatal', message: e.message }, () => process.exit(1));
+  });
+});
+// A message sent before this module has loaded (ESM loads asynchronously) would be lost: ask for it now.
+send({ t: 'ready' });
+
+async function start(config: ClusterWorkerConfig): Promise<void> {
+  const [{ TapProxy }, { mask, pipeline }, { protocols }] = await Promise.all([
+    import('./tap-proxy.js'), import('./stages.js'), import('./protocols.js'),
+  ]);
+  const host = config.plugins?.length ? await (await import('../plugins/load.js')).loadPlugins(config.plugins) : null;
+  const known = host?.allProtocols ?? protocols;
+  const forced = config.proxy.protocol;
+  if (forced !== undefined && forced !== 'auto' && !known.some((p) => p.name === forced)) {
+    throw new Error(`unknown protocol "${forced}" (known: ${known.map((p) => p.name).join(', ')})`);
+  }
+  const mirror = config.mirror ? new (await import('../replay/mirror.js')).Mirror(config.mirror) : undefined;
+  const proxy = new TapProxy({ ...config.proxy, protocols: host?.allProtocols, mirror });
+
+  // Records: JSON lines gathered over one turn of the event loop, then one message.
+  let text = '';
+  let count = 0;
+  let pending = 0;
+  let shipDropped = 0;
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (count === 0) return;
+    const size = text.length;
+    if (pending + size > config.maxPending) shipDropped += count;
+    else {
+      pending += size;
+      send({ t: 'records', text, count }, () => { pending -= size; });
+    }
+    text = '';
+    count = 0;
+  };
+  const ship: Stage = (r: AnyRecord) => {
+    text += JSON.stringify(r) + '\n';
+    count++;
+    if (text.length > 1 << 16) flush();
+    else if (!scheduled) { scheduled = true; setImmediate(flush); }
+  };
+  proxy.on('record', pipeline(...(host ? [host.stage()] : []), ...(config.mask ? [mask()] : []), ship));
+  proxy.on('upstreamError', (e, info) => send({ t: 'event', name: 'upstreamError', message: e.message, code: (e as NodeJS.ErrnoException).code, connectionId: info.connectionId }));
+  proxy.on('tapError', (e, info) => send({ t: 'event', name: 'tapError', message: e.message, connectionId: info.connectionId }));
+
+  const report = (): WorkerReport => ({
+    proxy: { ...proxy.stats }, recordsDropped: shipDropped, mirror: mirror?.stats ?? [], plugins: host?.stats ?? [],
+  });
+  const address = await proxy.listen();
+  send({ t: 'listening', address: { address: address.address, port: address.port, family: address.family } });
+  const ticker = setInterval(() => send({ t: 'stats', report: report(), final: false }), config.statsInterval);
+
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(ticker);
+    await proxy.close();
+    await host?.drain();
+    flush();
+    await host?.close();
+    mirror?.close();
+    if (!process.connected) process.exit(0);
+    send({ t: 'stats', report: report(), final: true }, () => { process.disconnect(); setImmediate(() => process.exit(0)); });
+  };
+  process.on('message', (m: ClusterMessage) => {
+    if (m.t === 'stop') void stop();
+    else if (m.t === 'report' && !stopping) {
+      flush(); // records made so far arrive before the counts that include them
+      send({ t: 'stats', report: report(), final: false, id: m.id });
+    }
+  });
+  // The primary is gone (killed): nobody takes the records; close what is open and leave.
+  process.on('disconnect', () => { if (!stopping) void stop().finally(() => process.exit(0)); });
+}
