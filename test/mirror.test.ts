@@ -86,6 +86,27 @@ describe('mirror', () => {
     expect(dead.failed).toBe(dead.mirrored);
   });
 
+  it('copies of requests that close their connection (Connection: close, HTTP/1.0) each get a connection of their own: none is lost', async () => {
+    const primary = await listen(http.createServer((q, s) => { q.resume(); s.end('primary'); }));
+    const seen: string[] = [];
+    // The shadow honours close like any server: it answers, then ends the connection.
+    const shadow = await listen(http.createServer((q, s) => { seen.push(q.url!); q.resume(); s.end('shadow'); }));
+    const mirror = new Mirror({ targets: [`http://127.0.0.1:${shadow}`], workers: 2 });
+    const proxy = new TapProxy({ listen: { port: 0 }, upstream: { host: '127.0.0.1', port: primary }, mirror });
+    const { port } = await proxy.listen();
+    closers.push(() => mirror.close(), () => proxy.close());
+    const one = (i: number) => new Promise<void>((resolve, reject) => {
+      const c = net.connect(port, '127.0.0.1', () => c.end(i % 2
+        ? `GET /close${i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`
+        : `GET /ten${i} HTTP/1.0\r\n\r\n`));
+      c.on('error', reject).resume().on('end', () => resolve());
+    });
+    await Promise.all(Array.from({ length: 30 }, (_, i) => one(i)));
+    for (let i = 0; i < 100 && mirror.stats[0].answered + mirror.stats[0].failed < 30; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(mirror.stats[0]).toMatchObject({ mirrored: 30, answered: 30, failed: 0 });
+    expect(seen.sort()).toEqual(Array.from({ length: 30 }, (_, i) => (i % 2 ? `/close${i}` : `/ten${i}`)).sort());
+  });
+
   it('flowtap dump --mirror: the copy reaches the shadow (filters apply) and the counts are printed at exit', async () => {
     const primary = await listen(http.createServer((q, s) => s.end(`primary ${q.url}`)));
     const shadowSeen: string[] = [];

@@ -1,6 +1,6 @@
 /** What the CLI's commands share: usage errors, flag parsing, addresses, sinks and plugins. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import type { PluginHost } from '../plugins/host.js';
+import type { PluginHost, PluginStats } from '../plugins/host.js';
 
 /** A wrong flag or value: one line, then the command's usage, exit 2. */
 export class UsageError extends Error {}
@@ -49,12 +49,17 @@ export async function withPlugins(files: string[] | undefined, workers: string[]
   } finally {
     if (host) {
       await host.close();
-      for (const s of host.stats) {
-        if (s.failures || s.timeouts || s.overBudget || s.skipped) {
-          process.stderr.write(`flowtap: plugin ${s.name}: ${s.calls} calls, ${s.failures} failures, ${s.timeouts} timeouts, `
-            + `${s.overBudget} over budget, ${s.skipped} skipped${s.disabled ? `, switched off (${s.disabled})` : ''}\n`);
-        }
-      }
+      printPluginStats(host.stats);
+    }
+  }
+}
+
+/** One line per plugin that failed, timed out, ran over budget or skipped records; nothing for the others. */
+export function printPluginStats(stats: readonly PluginStats[]): void {
+  for (const s of stats) {
+    if (s.failures || s.timeouts || s.overBudget || s.skipped) {
+      process.stderr.write(`flowtap: plugin ${s.name}: ${s.calls} calls, ${s.failures} failures, ${s.timeouts} timeouts, `
+        + `${s.overBudget} over budget, ${s.skipped} skipped${s.disabled ? `, switched off (${s.disabled})` : ''}\n`);
     }
   }
 }

@@ -11,16 +11,31 @@ import type { Stage } from './stages.js';
 
 const send = (m: ClusterMessage, done?: (e: Error | null) => void) => process.send!(m, undefined, undefined, done);
 
-let stopping = false;
+/** Set once the proxy listens: what the primary's words do from then on. */
+let running: { stop(): Promise<void>; report(id: number): void } | null = null;
+let stopAsked = false;
+let starting = false;
 // The primary coordinates shutdown (a terminal's ^C reaches every process of the group): wait for its word.
 process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
 
-process.once('message', (m: ClusterMessage) => {
-  if (m.t !== 'config') return;
-  start(m.config).catch((e: Error) => {
-    send({ t: 'fatal', message: e.message }, () => process.exit(1));
-  });
+process.on('message', (m: ClusterMessage) => {
+  if (m.t === 'config') {
+    starting = true;
+    start(m.config).catch((e: Error) => {
+      send({ t: 'fatal', message: e.message }, () => process.exit(1));
+    });
+  } else if (m.t === 'stop') {
+    stopAsked = true;
+    if (running) void running.stop();
+    else if (!starting) process.exit(0); // nothing started, nothing to hand over
+  } else if (m.t === 'report') running?.report(m.id);
+});
+// The primary is gone (killed): nobody takes the records; close what is open and leave.
+process.on('disconnect', () => {
+  stopAsked = true;
+  if (running) void running.stop().finally(() => process.exit(0));
+  else process.exit(0);
 });
 // A message sent before this module has loaded (ESM loads asynchronously) would be lost: ask for it now.
 send({ t: 'ready' });
@@ -73,25 +88,26 @@ async function start(config: ClusterWorkerConfig): Promise<void> {
   send({ t: 'listening', address: { address: address.address, port: address.port, family: address.family } });
   const ticker = setInterval(() => send({ t: 'stats', report: report(), final: false }), config.statsInterval);
 
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    clearInterval(ticker);
-    await proxy.close();
-    await host?.drain();
-    flush();
-    await host?.close();
-    mirror?.close();
-    if (!process.connected) process.exit(0);
-    send({ t: 'stats', report: report(), final: true }, () => { process.disconnect(); setImmediate(() => process.exit(0)); });
-  };
-  process.on('message', (m: ClusterMessage) => {
-    if (m.t === 'stop') void stop();
-    else if (m.t === 'report' && !stopping) {
+  let stopping = false;
+  running = {
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      clearInterval(ticker);
+      await proxy.close();
+      await host?.drain();
+      flush();
+      await host?.close();
+      mirror?.close();
+      if (!process.connected) process.exit(0);
+      send({ t: 'stats', report: report(), final: true }, () => { process.disconnect(); setImmediate(() => process.exit(0)); });
+    },
+    report(id) {
+      if (stopping) return;
       flush(); // records made so far arrive before the counts that include them
-      send({ t: 'stats', report: report(), final: false, id: m.id });
-    }
-  });
-  // The primary is gone (killed): nobody takes the records; close what is open and leave.
-  process.on('disconnect', () => { if (!stopping) void stop().finally(() => process.exit(0)); });
+      send({ t: 'stats', report: report(), final: false, id });
+    },
+  };
+  // Asked to stop while starting: stop now that there is something to stop.
+  if (stopAsked) void running.stop();
 }

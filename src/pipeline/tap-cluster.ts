@@ -210,7 +210,7 @@ export class TapCluster extends EventEmitter<TapClusterEvents> {
       let up = false;
       worker.on('message', (m: ClusterMessage) => {
         if (m.t === 'records') this.records(m.text);
-        else if (m.t === 'ready') worker.send({ t: 'config', config } satisfies ClusterMessage);
+        else if (m.t === 'ready') worker.send(this.closing ? { t: 'stop' } : { t: 'config', config } satisfies ClusterMessage);
         else if (m.t === 'stats') member.report = m.report;
         else if (m.t === 'listening') { up = true; resolve(m.address); }
         else if (m.t === 'fatal') reject(new Error(m.message));

@@ -116,10 +116,14 @@ export class TargetConnection {
       key = String(id);
     }
     return new Promise<SendResult>((done) => {
-      this.inFlight.push({ socket: this.socket!, request: bytes, method, key, sent: started, deadline: started + this.opts.timeout, interim: [], done });
+      const socket = this.socket!;
+      this.inFlight.push({ socket, request: bytes, method, key, sent: started, deadline: started + this.opts.timeout, interim: [], done });
       this.arm();
       this.conversation?.write('client', bytes, now());
-      this.socket!.write(bytes);
+      socket.write(bytes);
+      // A request that asks the target to close after answering ends this socket's use: the next one
+      // connects anew instead of being pipelined behind it and lost when the target closes.
+      if (this.protocol === 'http1' && closesAfter(bytes)) this.retire(socket);
     });
   }
 
@@ -163,9 +167,9 @@ export class TargetConnection {
     if (this.protocol === 'http1') {
       const decoder = new Http1Decoder({
         type: 'response', keepRaw: this.opts.keepRaw, bodyCapture: this.opts.bodyCapture ?? 4096,
-        requestMethod: () => this.inFlight[0]?.method,
-        onMessage: (m) => this.answered(m),
-        onError: (e) => { const head = this.inFlight[0]; if (head) this.finish(head, failed(`answer ${e.code}: ${e.reason}`, now() - head.sent)); },
+        requestMethod: () => this.oldest(s)?.method,
+        onMessage: (m) => this.answered(m, s),
+        onError: (e) => { const head = this.oldest(s); if (head) this.finish(head, failed(`answer ${e.code}: ${e.reason}`, now() - head.sent)); },
       });
       this.responses = decoder;
       s.on('data', (d: Buffer) => decoder.write(d, now()));
@@ -228,10 +232,28 @@ export class TargetConnection {
     s.destroy();
   }
 
-  private answered(m: Http1Message): void {
-    const head = this.inFlight[0];
+  /**
+   * Send nothing more on `s` (it stays open for the answers it owes; its close comes from the target):
+   * the next send connects anew.
+   */
+  private retire(s: net.Socket): void {
+    if (this.socket !== s) return;
+    this.socket = null;
+    this.responses = null;
+  }
+
+  /** The oldest request in flight on `s`: HTTP/1 answers come in the order of their requests, per socket. */
+  private oldest(s: net.Socket): InFlight | undefined {
+    for (const e of this.inFlight) if (e.socket === s) return e;
+    return undefined;
+  }
+
+  private answered(m: Http1Message, s: net.Socket): void {
+    const head = this.oldest(s);
     if (!head) return;
     if (m.interim) { head.interim.push(m.statusCode!); return; }
+    // The target will close after this answer: nothing more goes on this socket.
+    if (/(?:^|,)\s*close\s*(?:,|$)/i.test(String(m.headers?.connection ?? ''))) this.retire(s);
     const latency = now() - head.sent;
     const ctx = { client: this.local, server: this.peer, connectionId: this.connectionId, options: {} };
     let built: AnyRecord | null = null;
@@ -266,6 +288,17 @@ export class TargetConnection {
   private fail(why: string, socket?: net.Socket): void {
     for (const e of [...this.inFlight]) if (!socket || e.socket === socket) this.finish(e, failed(why, now() - e.sent));
   }
+}
+
+/** Does this HTTP/1 request ask for the connection to close after its answer (RFC 9112 §9.3)? */
+export function closesAfter(request: Buffer): boolean {
+  const end = request.indexOf('\r\n\r\n');
+  const head = request.toString('latin1', 0, end < 0 ? Math.min(request.length, 65536) : end);
+  const firstLine = head.indexOf('\r\n');
+  const http10 = (firstLine < 0 ? head : head.slice(0, firstLine)).endsWith('HTTP/1.0');
+  const tokens: string[] = [];
+  for (const m of head.matchAll(/\r\nconnection[ \t]*:([^\r]*)/gi)) for (const t of m[1].split(',')) tokens.push(t.trim().toLowerCase());
+  return tokens.includes('close') || (http10 && !tokens.includes('keep-alive'));
 }
 
 /** The request we sent, decoded only when its record is wanted. */
