@@ -47,7 +47,8 @@ export interface BenchResult {
   unit: string;
   results: Measured[];
   ratios: Record<string, number>;
-  targets: Record<string, number>;
+  /** A number: the ratio must be at least it; `{ atMost }`: at most it (latencies, added milliseconds). */
+  targets: Record<string, number | { atMost: number }>;
 }
 
 export interface Candidate { name: string; fn: () => void }

@@ -39,7 +39,9 @@ for (const [name, run] of Object.entries(benches)) {
   }
   for (const [k, v] of Object.entries(r.ratios)) {
     const target = r.targets[k];
-    const verdict = target === undefined ? '' : v >= target ? `  (target ≥${target}: met)` : `  (target ≥${target}: NOT met)`;
+    const [met, says] = target === undefined ? [true, '']
+      : typeof target === 'number' ? [v >= target, `≥${target}`] : [v <= target.atMost, `≤${target.atMost}`];
+    const verdict = target === undefined ? '' : `  (target ${says}: ${met ? 'met' : 'NOT met'})`;
     const ratioLike = k.includes('/') && !k.includes('MB') && !k.endsWith('/s');
     console.log(`  ${k.padEnd(44)} ${ratioLike ? `${v.toFixed(2)}×` : Number.isInteger(v) ? String(v) : v.toFixed(1)}${verdict}`);
   }
