@@ -3,12 +3,21 @@
  * thread's side): batches of connection events and the bytes they carry come in, records go back. The
  * conversations here are the same as inline; only the thread differs.
  */
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Conversation } from './conversation.js';
 import type { AnyRecord, Peer, TlsInfo } from '../records/types.js';
-import type { Batch, Reply, WorkerDecodeOptions } from './worker-decoding.js';
+import { RECORDS_PER_PART, type Batch, type Reply, type WorkerDecodeOptions } from './worker-decoding.js';
 
 const opts = workerData as WorkerDecodeOptions;
+
+// Decoding yields the CPU to forwarding: where cores are fewer than busy threads, the kernel runs the
+// forwarding loop first (Linux: a thread's own nice value, through its thread id). Elsewhere: as is.
+try {
+  const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+  if (tid > 0) setPriority(tid, 10);
+} catch { /* not Linux, or not allowed: the same priority as forwarding */ }
 const live = new Map<number, Conversation>();
 let records: AnyRecord[] = [];
 let errors: { id: number; message: string }[] = [];
@@ -46,7 +55,9 @@ function drop(id: number, e: unknown): void {
 
 /** Records and errors made since the last reply, with the batch they answer (-1: none, the sweep's). */
 function reply(seq: number, acked: number): void {
-  const r: Reply = { acked, records: JSON.stringify(records), errors, seq };
+  const parts: string[] = [];
+  for (let i = 0; i < records.length; i += RECORDS_PER_PART) parts.push(JSON.stringify(records.slice(i, i + RECORDS_PER_PART)));
+  const r: Reply = { acked, records: parts, errors, seq };
   records = [];
   errors = [];
   parentPort!.postMessage(r);
