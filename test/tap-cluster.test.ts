@@ -5,9 +5,10 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { TapCluster, type AnyRecord } from '../src/index.js';
 import { cleanups, tempDir } from './tools.js';
 
-const { listen } = cleanups(afterEach);
+const { closers, listen } = cleanups(afterEach);
 const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
 const PLUGIN = new URL('../examples/plugins/opt-status.mjs', import.meta.url).pathname;
 
@@ -105,4 +106,28 @@ describe('flowtap dump --workers 2', () => {
     expect(code).toBe(2);
     expect(err).toMatch(/--decode: unknown protocol "nope"/);
   });
+});
+
+describe('TapCluster', () => {
+  it('gives records as objects and as the JSON lines the processes wrote; a listener that throws is the user\'s error, and the others still get everything', async () => {
+    const upstream = await listen(http.createServer((q, s) => { q.resume(); s.end('ok'); }));
+    const c = new TapCluster({ workers: 2, proxy: { listen: { port: 0 }, upstream: { host: '127.0.0.1', port: upstream } } });
+    const records: AnyRecord[] = [];
+    const lines: string[] = [];
+    const userErrors: string[] = [];
+    c.on('record', (r) => records.push(r));
+    c.on('lines', () => { throw new Error('my bug'); });
+    c.on('lines', (text, count) => { const l = text.slice(0, -1).split('\n'); expect(l).toHaveLength(count); lines.push(...l); });
+    c.on('userError', (e) => userErrors.push(e.message));
+    const { port } = await c.listen();
+    closers.push(() => c.close());
+    await Promise.all(Array.from({ length: 10 }, (_, i) => get(port, `/l${i}`)));
+    const stats = await c.refreshStats();
+    expect(stats).toMatchObject({ workers: 2, connections: 10, records: 10, recordsDropped: 0 });
+    expect(records.map((r) => r.endpoint).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `/l${i}`).sort());
+    expect(lines.map((l) => JSON.parse(l))).toEqual(records); // the same records, either way
+    expect(userErrors.length).toBeGreaterThan(0);
+    expect(userErrors.every((m) => m === 'a record callback threw: my bug')).toBe(true);
+    expect(stats.userErrors).toBe(userErrors.length);
+  }, 30_000);
 });

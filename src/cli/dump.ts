@@ -151,7 +151,18 @@ async function runDump(o: {
     const { TapCluster } = await import('../pipeline/tap-cluster.js');
     // Plugins and masking run in each process, before records leave it; this one only writes them out.
     const c = new TapCluster({ workers: o.workers, proxy: proxyOptions, plugins: o.plugins, mask: o.mask, mirror: o.mirror });
-    c.on('record', pipeline(tee(...sinks)));
+    // JSON lines only: each record goes out as its process wrote it, neither parsed nor written again here.
+    if (sinks.every((x) => 'writeLine' in x)) {
+      const lines = sinks as { writeLine(json: string): void }[];
+      c.on('lines', (text) => {
+        for (let i = 0; i < text.length;) {
+          const j = text.indexOf('\n', i);
+          const line = text.slice(i, j);
+          for (const s of lines) s.writeLine(line);
+          i = j + 1;
+        }
+      });
+    } else c.on('record', pipeline(tee(...sinks)));
     c.on('workerExit', (x) => process.stderr.write(`\nflowtap: tap process ${x.worker} exited (${x.signal ?? `code ${x.code}`})${x.replaced ? '; a new one took its place' : '; too many exits this minute, not replaced'}\n`));
     tap = { events: c, stats: () => c.stats, listen: () => c.listen(), close: () => c.close(), mirrorStats: () => c.mirrorStats, pluginStats: () => c.pluginStats };
   } else {

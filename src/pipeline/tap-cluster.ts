@@ -17,7 +17,7 @@ import type { PluginStats } from '../plugins/host.js';
 import type { AnyRecord } from '../records/types.js';
 import type { MirrorOptions, ShadowStats } from '../replay/mirror.js';
 import { builtScript } from '../worker-script.js';
-import { deliver, type RecordCallbackError } from './deliver.js';
+import { deliver, RecordCallbackError } from './deliver.js';
 import type { TapProxyOptions, TapProxyStats, Upstream } from './tap-proxy.js';
 
 /** What a process of the cluster runs: everything must cross a process boundary (no functions). */
@@ -77,6 +77,12 @@ export interface TapClusterStats extends TapProxyStats {
 
 export interface TapClusterEvents {
   record: (record: AnyRecord) => void;
+  /**
+   * The same records as JSON lines, as a process sent them (`text` ends with a newline; `count` lines):
+   * for a consumer that writes JSON anyway (`JsonlSink#writeLine`). Records are parsed only when
+   * something listens to `record`.
+   */
+  lines: (text: string, count: number) => void;
   upstreamError: (error: Error & { code?: string }, info: { connectionId: string }) => void;
   tapError: (error: Error, info: { connectionId: string }) => void;
   userError: (error: RecordCallbackError) => void;
@@ -209,7 +215,7 @@ export class TapCluster extends EventEmitter<TapClusterEvents> {
     return new Promise<AddressInfo>((resolve, reject) => {
       let up = false;
       worker.on('message', (m: ClusterMessage) => {
-        if (m.t === 'records') this.records(m.text);
+        if (m.t === 'records') { this.lines(m.text, m.count); this.records(m.text); }
         else if (m.t === 'ready') worker.send(this.closing ? { t: 'stop' } : { t: 'config', config } satisfies ClusterMessage);
         else if (m.t === 'stats') member.report = m.report;
         else if (m.t === 'listening') { up = true; resolve(m.address); }
@@ -236,6 +242,18 @@ export class TapCluster extends EventEmitter<TapClusterEvents> {
         this.fork(index).catch((e: Error) => this.emit('tapError', e, { connectionId: '' }));
       });
     });
+  }
+
+  private lines(text: string, count: number): void {
+    for (const l of this.listeners('lines')) {
+      try {
+        l.call(this, text, count);
+      } catch (e) {
+        // Reported with the batch's first record, so the user sees what the callback was given.
+        this.userErrors++;
+        this.emit('userError', new RecordCallbackError(e, JSON.parse(text.slice(0, text.indexOf('\n'))) as AnyRecord));
+      }
+    }
   }
 
   private records(text: string): void {

@@ -43,9 +43,9 @@ export interface SinkEvents {
   written: (count: number) => void;
 }
 
-export interface PartialOutcome {
+export interface PartialOutcome<T = ExchangeRecord> {
   /** Records the store could not take now (overloaded): sent again after a backoff. */
-  retry: ExchangeRecord[];
+  retry: T[];
   /** How many records it refused for good. */
   rejected: number;
 }
@@ -57,9 +57,10 @@ export interface RecordSink {
   readonly stats: SinkStats;
 }
 
-export abstract class BatchingSink extends EventEmitter<SinkEvents> implements RecordSink {
+/** `T`: what the queue holds — records, or (JsonlSink) also records' JSON text. */
+export abstract class BatchingSink<T = ExchangeRecord> extends EventEmitter<SinkEvents> implements RecordSink {
   readonly stats: SinkStats = { accepted: 0, written: 0, dropped: 0, failures: 0, rejected: 0, queued: 0 };
-  private queue: ExchangeRecord[] = [];
+  private queue: T[] = [];
   private timer: NodeJS.Timeout | null = null;
   private sending = false;
   private closing = false;
@@ -83,12 +84,17 @@ export abstract class BatchingSink extends EventEmitter<SinkEvents> implements R
    * Send one batch to the store. Throw to have the whole batch retried; return a partial outcome when the
    * store took some records and not others (records to `retry` go back to the head of the queue).
    */
-  protected abstract send(batch: ExchangeRecord[]): Promise<void | PartialOutcome>;
+  protected abstract send(batch: T[]): Promise<void | PartialOutcome<T>>;
 
   /** Release the store's resources after the last batch. */
   protected async release(): Promise<void> {}
 
   write(record: ExchangeRecord): void {
+    this.enqueue(record as T);
+  }
+
+  /** Queue one item (bounded: past `maxQueue` it is dropped and counted). */
+  protected enqueue(record: T): void {
     if (this.closing) { this.stats.dropped++; return; }
     if (this.queue.length >= this.o.maxQueue) {
       this.stats.dropped++;

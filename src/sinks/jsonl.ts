@@ -13,7 +13,7 @@ export interface JsonlSinkOptions extends BatchingOptions {
   keep?: number;
 }
 
-export class JsonlSink extends BatchingSink {
+export class JsonlSink extends BatchingSink<ExchangeRecord | string> {
   private out: WriteStream | NodeJS.WriteStream;
   private size = 0;
 
@@ -22,9 +22,17 @@ export class JsonlSink extends BatchingSink {
     this.out = this.open();
   }
 
-  protected async send(batch: ExchangeRecord[]): Promise<void> {
+  /**
+   * A record already in JSON (one line, no newline), as another flowtap process made it (TapCluster's
+   * `lines`): written as it is, queued and counted like a record.
+   */
+  writeLine(json: string): void {
+    this.enqueue(json);
+  }
+
+  protected async send(batch: (ExchangeRecord | string)[]): Promise<void> {
     let text = '';
-    for (const r of batch) text += JSON.stringify(r) + '\n';
+    for (const r of batch) text += (typeof r === 'string' ? r : JSON.stringify(r)) + '\n';
     if (this.opts.rotateBytes && this.size > 0 && this.size + text.length > this.opts.rotateBytes) await this.rotate();
     this.size += Buffer.byteLength(text);
     if (!this.out.write(text)) await once(this.out, 'drain');
