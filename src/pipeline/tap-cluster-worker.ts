@@ -23,7 +23,7 @@ process.on('message', (m: ClusterMessage) => {
   if (m.t === 'config') {
     starting = true;
     start(m.config).catch((e: Error) => {
-      send({ t: 'fatal', message: e.message }, () => process.exit(1));
+      send({ t: 'fatal', message: e.message, code: (e as NodeJS.ErrnoException).code }, () => process.exit(1));
     });
   } else if (m.t === 'stop') {
     stopAsked = true;

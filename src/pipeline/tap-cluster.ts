@@ -61,7 +61,7 @@ export type ClusterMessage =
   | { t: 'ready' }
   | { t: 'report'; id: number }
   | { t: 'listening'; address: AddressInfo }
-  | { t: 'fatal'; message: string }
+  | { t: 'fatal'; message: string; code?: string }
   | { t: 'records'; text: string; count: number }
   | { t: 'stats'; report: WorkerReport; final: boolean; id?: number }
   | { t: 'event'; name: 'upstreamError' | 'tapError'; message: string; code?: string; connectionId: string };
@@ -219,7 +219,7 @@ export class TapCluster extends EventEmitter<TapClusterEvents> {
         else if (m.t === 'ready') worker.send(this.closing ? { t: 'stop' } : { t: 'config', config } satisfies ClusterMessage);
         else if (m.t === 'stats') member.report = m.report;
         else if (m.t === 'listening') { up = true; resolve(m.address); }
-        else if (m.t === 'fatal') reject(new Error(m.message));
+        else if (m.t === 'fatal') reject(Object.assign(new Error(m.message), m.code ? { code: m.code } : {}));
         else if (m.t === 'event') {
           const e = Object.assign(new Error(m.message), m.code ? { code: m.code } : {});
           if (m.name === 'upstreamError') this.emit('upstreamError', e, { connectionId: m.connectionId });
