@@ -116,14 +116,13 @@ describe('JSONL sink', () => {
   });
 });
 
-describe('flowtap dump', () => {
-  it('proxies, writes records to the JSONL file (masked by default), and stops cleanly on SIGINT', async () => {
+describe('flowtap dump', () => it.each([[[]], [['--decode-worker']]])('proxies, writes records to the JSONL file (masked by default), and stops cleanly on SIGINT %j', async (extra: string[]) => {
     const upstream = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('hi')); });
     upstream.listen(0, '127.0.0.1');
     await once(upstream, 'listening');
     const up = (upstream.address() as AddressInfo).port;
     const out = join(tempDir(), 'dump.jsonl');
-    const cli = spawn('node', [new URL('../dist/cli.js', import.meta.url).pathname, 'dump', '--listen', '127.0.0.1:0', '--upstream', `127.0.0.1:${up}`, '--out', `jsonl:${out}`],
+    const cli = spawn('node', [new URL('../dist/cli.js', import.meta.url).pathname, 'dump', '--listen', '127.0.0.1:0', '--upstream', `127.0.0.1:${up}`, '--out', `jsonl:${out}`, ...extra],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     const port = await new Promise<number>((resolve, reject) => {
@@ -139,8 +138,7 @@ describe('flowtap dump', () => {
     expect(code).toBe(0);
     const records = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(records.map((r) => [r.endpoint, r.code, r.request.headers.authorization])).toEqual([['/one', 200, '***'], ['/two', 200, '***']]);
-  });
-});
+  }));
 
 describe('npm run demo', () => {
   it('runs the traffic-dump demo end to end: all three protocols recorded, errors and slow calls, secrets masked, exit 0', async () => {

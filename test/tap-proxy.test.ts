@@ -5,7 +5,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { encodeRequest, encodeResponse, DubboDecoder, TapProxy, type AnyRecord, type ExchangeRecord } from '../src/index.js';
+import { encodeRequest, encodeResponse, DubboDecoder, TapProxy, type AnyRecord, type ExchangeRecord, type Http1Record } from '../src/index.js';
 import { BatchingSink } from '../src/sinks/index.js';
 import { runCalls, startServer } from './grpc/peer.js';
 import { rng } from './helpers.js';
@@ -148,6 +148,35 @@ for (const m of ['inline', 'worker', 'cluster'] as const) describe(`tap proxy fo
     expect((await statsOf(proxy)).open).toBe(0);
   });
 
+  it('masks in the proxy (mask: true) and gives the same records as JSON lines; a throwing lines listener is the user\'s error', async () => {
+    const upstream = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('{"token":"t0k3n","ok":true}')); });
+    const { proxy, port, records } = await proxyTo(await listen(upstream), { mask: true });
+    const lines: string[] = [];
+    const errors: string[] = [];
+    proxy.on('lines', () => { throw new Error('oops'); });
+    proxy.on('lines', (text: string, count: number) => { const l = text.slice(0, -1).split('\n'); expect(l).toHaveLength(count); lines.push(...l); });
+    proxy.on('userError', (e: Error) => errors.push(e.message));
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const q = http.request({ port, host: '127.0.0.1', path: `/m${i}`, method: 'POST', agent: false,
+          headers: { authorization: 'Bearer secret', 'content-type': 'application/json' } }, (res) => { res.resume(); res.on('end', resolve); });
+        q.on('error', reject);
+        q.end('{"user":"ann","password":"hunter2"}');
+      });
+    }
+    for (let i = 0; i < 100 && (records.length < 5 || lines.length < 5); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(records.map((r) => r.endpoint).sort()).toEqual(['/m0', '/m1', '/m2', '/m3', '/m4']);
+    for (const r of records as Http1Record[]) {
+      expect(r.request!.headers.authorization).toBe('***');
+      expect(r.request!.body).toBe('{"user":"ann","password":"***"}');
+      expect(r.response!.body).toBe('{"token":"***","ok":true}');
+    }
+    expect(lines.map((l) => JSON.parse(l)).sort((a, b) => a.endpoint.localeCompare(b.endpoint)))
+      .toEqual([...records].sort((a, b) => a.endpoint.localeCompare(b.endpoint)));
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.every((m) => m === 'a record callback threw: oops')).toBe(true);
+  });
+
   it('a failing sink (rejecting, then hanging) never touches forwarding; drops are counted; records flow again once it recovers', async () => {
     const upstream = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('ok')); });
     const { proxy, port } = await proxyTo(await listen(upstream));
@@ -172,6 +201,8 @@ for (const m of ['inline', 'worker', 'cluster'] as const) describe(`tap proxy fo
     mode = 'hang';
     const second = await Promise.all(Array.from({ length: 60 }, (_, i) => get(100 + i)));
     expect(second.every((c) => c === 200)).toBe(true);
+    // Records reach the sink after the answers (a worker, another process): wait for all 120.
+    for (let i = 0; i < 100 && sink.stats.accepted + sink.stats.dropped < 120; i++) await new Promise((r) => setTimeout(r, 20));
     expect(sink.stats.dropped).toBeGreaterThan(0);
     expect(sink.stats.queued).toBeLessThanOrEqual(20);
     expect(sink.stats.failures).toBeGreaterThan(0);

@@ -32,6 +32,8 @@ export async function clusterTo(closers: Closers, port: number, opts: Partial<Ta
 export interface Tap {
   on(event: 'record', fn: (r: AnyRecord) => void): unknown;
   on(event: 'upstreamError', fn: (e: Error & { code?: string }) => void): unknown;
+  on(event: 'lines', fn: (text: string, count: number) => void): unknown;
+  on(event: 'userError', fn: (e: Error) => void): unknown;
   readonly stats: TapProxy['stats'];
   readonly address: { port: number } | null;
 }

@@ -9,8 +9,9 @@ const options = { listen: { port: Number(listen) }, upstream: { host: '127.0.0.1
 const proxy = mode === 'cluster'
   ? new TapCluster({ workers: 2, proxy: options })
   : new TapProxy({ ...options, decodeIn: mode === 'worker' ? 'worker' : 'inline' });
-// As `flowtap dump --workers 2 --out jsonl:…` does: the processes' JSON lines written as they are.
-if (proxy instanceof TapCluster) proxy.on('lines', (text) => { for (const line of text.slice(0, -1).split('\n')) sink.writeLine(line); });
+// As `flowtap dump --out jsonl:…` does: with --workers 2 or --decode-worker, the JSON lines made where the
+// records were made are written as they are.
+if (mode) proxy.on('lines', (text) => { for (const line of text.slice(0, -1).split('\n')) sink.writeLine(line); });
 else proxy.on('record', (r) => sink.write(r));
 await proxy.listen();
 process.send?.('ready');

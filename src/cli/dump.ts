@@ -152,17 +152,8 @@ async function runDump(o: {
     // Plugins and masking run in each process, before records leave it; this one only writes them out.
     const c = new TapCluster({ workers: o.workers, proxy: proxyOptions, plugins: o.plugins, mask: o.mask, mirror: o.mirror });
     // JSON lines only: each record goes out as its process wrote it, neither parsed nor written again here.
-    if (sinks.every((x) => 'writeLine' in x)) {
-      const lines = sinks as { writeLine(json: string): void }[];
-      c.on('lines', (text) => {
-        for (let i = 0; i < text.length;) {
-          const j = text.indexOf('\n', i);
-          const line = text.slice(i, j);
-          for (const s of lines) s.writeLine(line);
-          i = j + 1;
-        }
-      });
-    } else c.on('record', pipeline(tee(...sinks)));
+    if (sinks.every((x) => 'writeLine' in x)) c.on('lines', writeLines(sinks as LineSink[]));
+    else c.on('record', pipeline(tee(...sinks)));
     c.on('workerExit', (x) => process.stderr.write(`\nflowtap: tap process ${x.worker} exited (${x.signal ?? `code ${x.code}`})${x.replaced ? '; a new one took its place' : '; too many exits this minute, not replaced'}\n`));
     tap = { events: c, stats: () => c.stats, listen: () => c.listen(), close: () => c.close(), mirrorStats: () => c.mirrorStats, pluginStats: () => c.pluginStats };
   } else {
@@ -172,8 +163,12 @@ async function runDump(o: {
       try { mirror = new Mirror(o.mirror); } catch (e) { process.stderr.write(`flowtap: ${(e as Error).message}\n`); return 2; }
     }
     const { TapProxy } = await import('../pipeline/tap-proxy.js');
-    const p = new TapProxy({ ...proxyOptions, protocols: o.host?.allProtocols, mirror });
-    p.on('record', pipeline(...(o.host ? [o.host.stage()] : []), ...(o.mask ? [mask()] : []), tee(...sinks)));
+    // Plugins see records before masking; without plugins the proxy masks (in the decoding thread, with
+    // --decode-worker, whose JSON lines then go to JSONL outputs as they are).
+    const p = new TapProxy({ ...proxyOptions, protocols: o.host?.allProtocols, mirror, mask: o.mask && !o.host });
+    if (o.host) p.on('record', pipeline(o.host.stage(), ...(o.mask ? [mask()] : []), tee(...sinks)));
+    else if (o.decodeIn === 'worker' && sinks.every((x) => 'writeLine' in x)) p.on('lines', writeLines(sinks as LineSink[]));
+    else p.on('record', pipeline(tee(...sinks)));
     tap = {
       events: p, stats: () => p.stats, listen: () => p.listen(), close: () => p.close(),
       mirrorStats: () => { mirror?.close(); return mirror?.stats ?? []; }, pluginStats: () => [],
@@ -214,6 +209,20 @@ async function runDump(o: {
   }
   printPluginStats(tap.pluginStats());
   return 0;
+}
+
+interface LineSink { writeLine(json: string): void }
+
+/** JSON lines (records serialised where they were made) to sinks that write them as they are. */
+function writeLines(sinks: LineSink[]): (text: string) => void {
+  return (text) => {
+    for (let i = 0; i < text.length;) {
+      const j = text.indexOf('\n', i);
+      const line = text.slice(i, j);
+      for (const s of sinks) s.writeLine(line);
+      i = j + 1;
+    }
+  };
 }
 
 /** What dump needs of a TapProxy or a TapCluster. */

@@ -7,10 +7,14 @@ import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Conversation } from './conversation.js';
+import { mask } from './stages.js';
 import type { AnyRecord, Peer, TlsInfo } from '../records/types.js';
 import { RECORDS_PER_PART, type Batch, type Reply, type WorkerDecodeOptions } from './worker-decoding.js';
 
 const opts = workerData as WorkerDecodeOptions;
+const masker = opts.mask ? mask(opts.mask) : null;
+const push = (r: AnyRecord) => { records.push(r); };
+const keep = masker ? (r: AnyRecord) => masker(r, push) : push;
 
 // Decoding yields the CPU to forwarding: where cores are fewer than busy threads, the kernel runs the
 // forwarding loop first (Linux: a thread's own nice value, through its thread id). Elsewhere: as is.
@@ -29,7 +33,7 @@ function open(id: number, client: Peer, server: Peer, tls: TlsInfo | null): void
     live.set(id, new Conversation({
       ...opts.session, client, server, connectionId: (opts.connectionIdPrefix ?? '') + id,
       protocol: opts.protocol ?? (tls?.alpn === 'h2' ? 'http2' : 'auto'),
-      onRecord: tls ? (r) => { r.tls = tls; records.push(r); } : (r) => { records.push(r); },
+      onRecord: tls ? (r) => { r.tls = tls; keep(r); } : keep,
       onUserError: () => {}, // pushing to an array does not throw
     }));
   } catch (e) {
@@ -55,8 +59,14 @@ function drop(id: number, e: unknown): void {
 
 /** Records and errors made since the last reply, with the batch they answer (-1: none, the sweep's). */
 function reply(seq: number, acked: number): void {
-  const parts: string[] = [];
-  for (let i = 0; i < records.length; i += RECORDS_PER_PART) parts.push(JSON.stringify(records.slice(i, i + RECORDS_PER_PART)));
+  const parts: { text: string; count: number }[] = [];
+  // JSON lines, serialised here: the forwarding thread hands them on as they are (a JSONL sink writes them).
+  for (let i = 0; i < records.length; i += RECORDS_PER_PART) {
+    let text = '';
+    const end = Math.min(records.length, i + RECORDS_PER_PART);
+    for (let k = i; k < end; k++) text += JSON.stringify(records[k]) + '\n';
+    parts.push({ text, count: end - i });
+  }
   const r: Reply = { acked, records: parts, errors, seq };
   records = [];
   errors = [];

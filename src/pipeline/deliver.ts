@@ -23,3 +23,17 @@ export function deliver(fn: (r: AnyRecord) => void, record: AnyRecord, report: U
     report(new RecordCallbackError(e, record));
   }
 }
+
+/**
+ * Hand records as JSON lines (`text` ends with a newline; `count` lines) to each listener; a throw goes to
+ * `report`, with the batch's first record as what the callback was given.
+ */
+export function deliverLines(listeners: ((text: string, count: number) => void)[], text: string, count: number, report: UserErrorHandler, self?: unknown): void {
+  for (const l of listeners) {
+    try {
+      l.call(self, text, count);
+    } catch (e) {
+      report(new RecordCallbackError(e, JSON.parse(text.slice(0, text.indexOf('\n'))) as AnyRecord));
+    }
+  }
+}

@@ -17,7 +17,7 @@ import type { PluginStats } from '../plugins/host.js';
 import type { AnyRecord } from '../records/types.js';
 import type { MirrorOptions, ShadowStats } from '../replay/mirror.js';
 import { builtScript } from '../worker-script.js';
-import { deliver, RecordCallbackError } from './deliver.js';
+import { deliver, deliverLines, type RecordCallbackError } from './deliver.js';
 import type { TapProxyOptions, TapProxyStats, Upstream } from './tap-proxy.js';
 
 /** What a process of the cluster runs: everything must cross a process boundary (no functions). */
@@ -245,15 +245,7 @@ export class TapCluster extends EventEmitter<TapClusterEvents> {
   }
 
   private lines(text: string, count: number): void {
-    for (const l of this.listeners('lines')) {
-      try {
-        l.call(this, text, count);
-      } catch (e) {
-        // Reported with the batch's first record, so the user sees what the callback was given.
-        this.userErrors++;
-        this.emit('userError', new RecordCallbackError(e, JSON.parse(text.slice(0, text.indexOf('\n'))) as AnyRecord));
-      }
-    }
+    deliverLines(this.listeners('lines'), text, count, (e) => { this.userErrors++; this.emit('userError', e); }, this);
   }
 
   private records(text: string): void {

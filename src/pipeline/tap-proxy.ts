@@ -10,7 +10,9 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
 import type { AnyRecord, Peer, TlsInfo } from '../records/types.js';
-import { deliver, type RecordCallbackError } from './deliver.js';
+import { deliver, deliverLines, type RecordCallbackError } from './deliver.js';
+import { mask, type MaskOptions, type Stage } from './stages.js';
+import { attachWire, wireOf } from '../records/wire.js';
 import { Conversation } from './conversation.js';
 import { WorkerDecoding, type RemoteConversation } from './worker-decoding.js';
 import type { SessionOptions, Side } from './session.js';
@@ -62,6 +64,11 @@ export interface TapProxyOptions extends SessionOptions {
   maxDecodeBacklog?: number;
   /** Put before each connection's number (`connectionId`), so several proxies in one run never share an id. */
   connectionIdPrefix?: string;
+  /**
+   * Mask secrets before records leave the proxy (`true`: the `mask()` stage's defaults). In worker mode
+   * this runs in the decoding thread, before records are serialised there.
+   */
+  mask?: boolean | MaskOptions;
 }
 
 export interface Upstream { host: string; port: number }
@@ -92,6 +99,12 @@ export interface ConnectionInfo { connectionId: string; client: Peer; upstream: 
 
 export interface TapProxyEvents {
   record: (record: AnyRecord) => void;
+  /**
+   * The same records as JSON lines (`text` ends with a newline; `count` lines), for a consumer that writes
+   * JSON anyway (`JsonlSink#writeLine`). In worker mode they were serialised in the decoding thread, and
+   * records are parsed on this one only when something listens to `record`.
+   */
+  lines: (text: string, count: number) => void;
   connection: (info: ConnectionInfo) => void;
   close: (info: ConnectionInfo & { bytesFromClient: number; bytesFromUpstream: number }) => void;
   upstreamError: (error: Error, info: ConnectionInfo) => void;
@@ -121,6 +134,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
 
   constructor(private readonly opts: TapProxyOptions) {
     super();
+    if (opts.mask && opts.decodeIn !== 'worker') this.masker = mask(opts.mask === true ? {} : opts.mask);
     if (opts.decodeIn === 'worker') {
       const cannot = (['mirror', 'keepRaw', 'protocols', 'protos'] as const).filter((k) => opts[k] !== undefined);
       if (cannot.length) throw new Error(`decodeIn 'worker' cannot take ${cannot.join(', ')}: they do not cross threads`);
@@ -128,8 +142,9 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
         session: { bodyCapture: opts.bodyCapture, maxHeaderSize: opts.maxHeaderSize, decodeValues: opts.decodeValues,
           traceKeys: opts.traceKeys, spanKeys: opts.spanKeys },
         protocol: opts.protocol, timeout: opts.timeout, connectionIdPrefix: opts.connectionIdPrefix,
+        mask: opts.mask ? (opts.mask === true ? {} : opts.mask) : undefined,
       }, opts.maxDecodeBacklog ?? 64 << 20, {
-        record: (r) => this.record(r),
+        lines: (text, count) => this.remoteLines(text, count),
         shed: (bytes) => { this.stats.decodeShed += bytes; },
         error: (id, message) => {
           this.stats.tapErrors++;
@@ -326,13 +341,36 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
     try { c.close(now(), reason); } catch { this.stats.tapErrors++; }
   }
 
-  private record(r: AnyRecord): void {
+  /** Worker mode: records arrive as JSON lines; parsed only for `record` listeners. */
+  private remoteLines(text: string, count: number): void {
+    this.stats.records += count;
+    if (this.listenerCount('lines') > 0) deliverLines(this.listeners('lines'), text, count, this.reportUserError, this);
+    if (this.listenerCount('record') === 0) return;
+    for (let i = 0; i < text.length;) {
+      const j = text.indexOf('\n', i);
+      this.emit('record', JSON.parse(text.slice(i, j)) as AnyRecord);
+      i = j + 1;
+    }
+  }
+
+  private record(raw: AnyRecord): void {
     this.stats.records++;
+    let r = raw;
+    if (this.masker) {
+      this.masker(raw, (m) => { r = m; });
+      // The wire bytes stay with the masked copy (a recorder needs the traffic as it was).
+      const w = r !== raw ? wireOf(raw) : undefined;
+      if (w) attachWire(r, w);
+    }
     if (this.opts.mirror) {
-      try { this.opts.mirror.write(r); } catch (e) { this.emit('tapError', e as Error, { connectionId: r.connectionId, client: r.client, upstream: r.server }); }
+      // The record as decoded: its wire bytes are what is copied (a masked copy has none), and a shadow gets the real request.
+      try { this.opts.mirror.write(raw); } catch (e) { this.emit('tapError', e as Error, { connectionId: r.connectionId, client: r.client, upstream: r.server }); }
     }
     this.emit('record', r);
+    if (this.listenerCount('lines') > 0) deliverLines(this.listeners('lines'), JSON.stringify(r) + '\n', 1, this.reportUserError, this);
   }
+
+  private readonly masker: Stage | null = null;
 
   /*
    * Each `record` listener is registered behind its own boundary, so one that throws does not starve the
