@@ -53,7 +53,7 @@ async function start(config: ClusterWorkerConfig): Promise<void> {
   const mirror = config.mirror ? new (await import('../replay/mirror.js')).Mirror(config.mirror) : undefined;
   const proxy = new TapProxy({ ...config.proxy, protocols: host?.allProtocols, mirror });
 
-  // Records: JSON lines gathered over one turn of the event loop, then one message.
+  // Records: JSON lines gathered for a few milliseconds (or 64 KiB), then one message.
   let text = '';
   let count = 0;
   let pending = 0;
@@ -75,7 +75,7 @@ async function start(config: ClusterWorkerConfig): Promise<void> {
     text += JSON.stringify(r) + '\n';
     count++;
     if (text.length > 1 << 16) flush();
-    else if (!scheduled) { scheduled = true; setImmediate(flush); }
+    else if (!scheduled) { scheduled = true; setTimeout(flush, 4); } // as the decoding thread's batches: a message per few ms, not per tick
   };
   proxy.on('record', pipeline(...(host ? [host.stage()] : []), ...(config.mask ? [mask()] : []), ship));
   proxy.on('upstreamError', (e, info) => send({ t: 'event', name: 'upstreamError', message: e.message, code: (e as NodeJS.ErrnoException).code, connectionId: info.connectionId }));
