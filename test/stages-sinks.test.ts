@@ -116,7 +116,7 @@ describe('JSONL sink', () => {
   });
 });
 
-describe('flowtap dump', () => it.each([[[]], [['--decode-worker']]])('proxies, writes records to the JSONL file (masked by default), and stops cleanly on SIGINT %j', async (extra: string[]) => {
+describe('flowtap dump', () => it.each([[[]], [['--decode-inline']]])('proxies, writes records to the JSONL file (masked by default), and stops cleanly on SIGINT %j', async (extra: string[]) => {
     const upstream = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('hi')); });
     upstream.listen(0, '127.0.0.1');
     await once(upstream, 'listening');
