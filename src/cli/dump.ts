@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { PluginFile } from '../plugins/load.js';
 import type { PluginHost, PluginStats } from '../plugins/host.js';
+import { forEachLine } from '../pipeline/deliver.js';
 import { protocols } from '../pipeline/protocols.js';
 import type { TapProxyStats } from '../pipeline/tap-proxy.js';
 import type { MirrorOptions, ShadowStats } from '../replay/mirror.js';
@@ -223,14 +224,7 @@ interface LineSink { writeLine(json: string): void }
 
 /** JSON lines (records serialised where they were made) to sinks that write them as they are. */
 function writeLines(sinks: LineSink[]): (text: string) => void {
-  return (text) => {
-    for (let i = 0; i < text.length;) {
-      const j = text.indexOf('\n', i);
-      const line = text.slice(i, j);
-      for (const s of sinks) s.writeLine(line);
-      i = j + 1;
-    }
-  };
+  return (text) => forEachLine(text, (line) => { for (const s of sinks) s.writeLine(line); });
 }
 
 /** What dump needs of a TapProxy or a TapCluster. */

@@ -37,3 +37,12 @@ export function deliverLines(listeners: ((text: string, count: number) => void)[
     }
   }
 }
+
+/** Call `fn` with each line of JSON lines `text` (every line ends with a newline; none is empty). */
+export function forEachLine(text: string, fn: (line: string) => void): void {
+  for (let i = 0; i < text.length;) {
+    const j = text.indexOf('\n', i);
+    fn(text.slice(i, j));
+    i = j + 1;
+  }
+}

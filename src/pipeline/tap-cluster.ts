@@ -17,7 +17,7 @@ import type { PluginStats } from '../plugins/host.js';
 import type { AnyRecord } from '../records/types.js';
 import type { MirrorOptions, ShadowStats } from '../replay/mirror.js';
 import { builtScript } from '../worker-script.js';
-import { deliver, deliverLines, type RecordCallbackError } from './deliver.js';
+import { deliver, deliverLines, forEachLine, type RecordCallbackError } from './deliver.js';
 import type { TapProxyOptions, TapProxyStats, Upstream } from './tap-proxy.js';
 
 /** What a process of the cluster runs: everything must cross a process boundary (no functions). */
@@ -252,12 +252,10 @@ export class TapCluster extends EventEmitter<TapClusterEvents> {
     const listeners = this.listeners('record');
     if (listeners.length === 0) return;
     const report = (e: RecordCallbackError) => { this.userErrors++; this.emit('userError', e); };
-    for (let i = 0; i < text.length;) {
-      const j = text.indexOf('\n', i);
-      const r = JSON.parse(text.slice(i, j)) as AnyRecord;
-      i = j + 1;
+    forEachLine(text, (line) => {
+      const r = JSON.parse(line) as AnyRecord;
       for (const l of listeners) deliver(l, r, report, this);
-    }
+    });
   }
 }
 

@@ -10,7 +10,7 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
 import type { AnyRecord, Peer, TlsInfo } from '../records/types.js';
-import { deliver, deliverLines, type RecordCallbackError } from './deliver.js';
+import { deliver, deliverLines, forEachLine, type RecordCallbackError } from './deliver.js';
 import { mask, type MaskOptions, type Stage } from './stages.js';
 import { attachWire, wireOf } from '../records/wire.js';
 import { Conversation } from './conversation.js';
@@ -346,11 +346,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
     this.stats.records += count;
     if (this.listenerCount('lines') > 0) deliverLines(this.listeners('lines'), text, count, this.reportUserError, this);
     if (this.listenerCount('record') === 0) return;
-    for (let i = 0; i < text.length;) {
-      const j = text.indexOf('\n', i);
-      this.emit('record', JSON.parse(text.slice(i, j)) as AnyRecord);
-      i = j + 1;
-    }
+    forEachLine(text, (line) => this.emit('record', JSON.parse(line) as AnyRecord));
   }
 
   private record(raw: AnyRecord): void {
