@@ -12,9 +12,6 @@ import type { AnyRecord, Peer, TlsInfo } from '../records/types.js';
 import { RECORDS_PER_PART, type Batch, type Reply, type WorkerDecodeOptions } from './worker-decoding.js';
 
 const opts = workerData as WorkerDecodeOptions;
-const masker = opts.mask ? mask(opts.mask) : null;
-const push = (r: AnyRecord) => { records.push(r); };
-const keep = masker ? (r: AnyRecord) => masker(r, push) : push;
 
 // Decoding yields the CPU to forwarding: where cores are fewer than busy threads, the kernel runs the
 // forwarding loop first (Linux: a thread's own nice value, through its thread id). Elsewhere: as is.
@@ -25,6 +22,10 @@ try {
 const live = new Map<number, Conversation>();
 let records: AnyRecord[] = [];
 let errors: { id: number; message: string }[] = [];
+const masker = opts.mask ? mask(opts.mask) : null;
+const push = (r: AnyRecord) => { records.push(r); };
+/** A record made here: masked first when asked, then kept for the next reply. */
+const keep = masker ? (r: AnyRecord) => masker(r, push) : push;
 const now = () => performance.timeOrigin + performance.now();
 const SIDES = ['client', 'server'] as const;
 

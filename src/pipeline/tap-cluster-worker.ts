@@ -51,7 +51,9 @@ async function start(config: ClusterWorkerConfig): Promise<void> {
     throw new Error(`unknown protocol "${forced}" (known: ${known.map((p) => p.name).join(', ')})`);
   }
   const mirror = config.mirror ? new (await import('../replay/mirror.js')).Mirror(config.mirror) : undefined;
-  const proxy = new TapProxy({ ...config.proxy, protocols: host?.allProtocols, mirror });
+  // Without plugins the proxy itself masks and gives JSON lines (made in its decoding thread, in worker
+  // mode), which go on as they are; plugins need records, and mask after their hooks.
+  const proxy = new TapProxy({ ...config.proxy, protocols: host?.allProtocols, mirror, mask: config.proxy.mask || (!host && config.mask) });
 
   // Records: JSON lines gathered for a few milliseconds (or 64 KiB), then one message.
   let text = '';
@@ -71,13 +73,15 @@ async function start(config: ClusterWorkerConfig): Promise<void> {
     text = '';
     count = 0;
   };
-  const ship: Stage = (r: AnyRecord) => {
-    text += JSON.stringify(r) + '\n';
-    count++;
+  const shipLines = (lines: string, n: number) => {
+    text += lines;
+    count += n;
     if (text.length > 1 << 16) flush();
     else if (!scheduled) { scheduled = true; setTimeout(flush, 4); } // as the decoding thread's batches: a message per few ms, not per tick
   };
-  proxy.on('record', pipeline(...(host ? [host.stage()] : []), ...(config.mask ? [mask()] : []), ship));
+  const ship: Stage = (r: AnyRecord) => shipLines(JSON.stringify(r) + '\n', 1);
+  if (host) proxy.on('record', pipeline(host.stage(), ...(config.mask ? [mask()] : []), ship));
+  else proxy.on('lines', shipLines);
   proxy.on('upstreamError', (e, info) => send({ t: 'event', name: 'upstreamError', message: e.message, code: (e as NodeJS.ErrnoException).code, connectionId: info.connectionId }));
   proxy.on('tapError', (e, info) => send({ t: 'event', name: 'tapError', message: e.message, connectionId: info.connectionId }));
 
