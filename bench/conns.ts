@@ -1,6 +1,6 @@
 /**
  * Many connections: N keep-alive clients each make one request through flowtap's tap proxy (its own
- * process, HTTP/1 decoding and the JSONL sink on, as `flowtap dump` runs) and then stay open and idle;
+ * process, HTTP/1 decoding and the JSONL sink on, inline and in a worker thread) and then stay open and idle;
  * the proxy's RSS before and after gives the bytes an idle connection costs. Then, with them all open,
  * a fresh client's 200 requests report their latency. N is bounded by the file-descriptor limit: the
  * proxy holds two descriptors per connection.
@@ -32,9 +32,11 @@ export async function benchConns(): Promise<BenchResult> {
   const counts = [1000, 10_000].map((n) => Math.min(n, Math.floor((limit - 200) / 2)));
   const results: Measured[] = [];
   const ratios: Record<string, number> = { 'descriptor limit': limit };
-  for (const n of counts) {
+  // Inline, and in a worker thread (`flowtap dump`'s default): the thread holds the conversations.
+  for (const mode of ['inline', 'worker'] as const) for (const n of counts) {
     const [up, px] = [await freePort(), await freePort()];
-    const kids = [await start('upstream.mjs', [up]), await start('flowtap-proxy.mjs', [px, up, join(tmpdir(), `flowtap-conns-${process.pid}.jsonl`)])];
+    const kids = [await start('upstream.mjs', [up]),
+      await start('flowtap-proxy.mjs', [px, up, join(tmpdir(), `flowtap-conns-${process.pid}.jsonl`), ...(mode === 'worker' ? ['worker'] : [])])];
     const proxy = kids[1];
     const sockets: net.Socket[] = [];
     try {
@@ -53,9 +55,9 @@ export async function benchConns(): Promise<BenchResult> {
       agent.destroy();
       lat.sort((a, b) => a - b);
       const p99 = lat[Math.floor(lat.length * 0.99)];
-      results.push({ name: `${n} idle connections held, then a client's p99 ${p99.toFixed(2)} ms`, opsPerSec: n, mbPerSec: 0, medianMs: lat[100], passesMs: lat });
-      ratios[`${n} connections: KB per idle connection`] = (rss1 - rss0) / n;
-      ratios[`${n} connections: proxy RSS MB`] = rss1 / 1024;
+      results.push({ name: `${mode}: ${n} idle connections held, then a client's p99 ${p99.toFixed(2)} ms`, opsPerSec: n, mbPerSec: 0, medianMs: lat[100], passesMs: lat });
+      ratios[`${mode}, ${n} connections: KB per idle connection`] = (rss1 - rss0) / n;
+      ratios[`${mode}, ${n} connections: proxy RSS MB`] = rss1 / 1024;
     } finally {
       for (const s of sockets) s.destroy();
       for (const k of kids) k.kill('SIGKILL');
