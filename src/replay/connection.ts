@@ -174,6 +174,8 @@ export class TargetConnection {
       this.responses = decoder;
       s.on('data', (d: Buffer) => decoder.write(d, now()));
       s.on('end', () => decoder.end(now()));
+      // A retired socket keeps its decoder for the answers it owes; its close frees it (llhttp's memory).
+      s.on('close', () => decoder.close());
     } else {
       const conversation = new Conversation({
         client: this.local, server: this.peer, connectionId: this.connectionId, protocol: 'dubbo', keepRaw: this.opts.keepRaw,
