@@ -179,8 +179,9 @@ async function runDump(o: {
     else if (o.decodeIn === 'worker' && sinks.every((x) => 'writeLine' in x)) p.on('lines', writeLines(sinks as LineSink[]));
     else p.on('record', pipeline(tee(...sinks)));
     tap = {
-      events: p, stats: () => p.stats, listen: () => p.listen(), close: () => p.close(),
-      mirrorStats: () => { mirror?.close(); return mirror?.stats ?? []; }, pluginStats: () => [],
+      events: p, stats: () => p.stats, listen: () => p.listen(),
+      close: async () => { await p.close(); mirror?.close(); },
+      mirrorStats: () => mirror?.stats ?? [], pluginStats: () => [],
     };
   }
   tap.events.on('upstreamError', (e: Error) => { if (!process.stderr.isTTY) process.stderr.write(`flowtap: upstream: ${e.message}\n`); });

@@ -93,7 +93,8 @@ export interface TapClusterEvents {
 const COUNTERS = ['connections', 'open', 'records', 'bytesFromClients', 'bytesFromUpstream', 'upstreamErrors', 'tapErrors',
   'userErrors', 'tlsErrors', 'decodeShed', 'idleClosed'] as const satisfies readonly (keyof TapProxyStats)[];
 
-interface Member { worker: Worker; index: number; report: WorkerReport | null; exited: boolean }
+/** A running process (removed once it exits; its last report goes to `retired`). */
+interface Member { worker: Worker; index: number; report: WorkerReport | null }
 
 export class TapCluster extends EventEmitter<TapClusterEvents> {
   private readonly members = new Map<number, Member>();
@@ -148,10 +149,8 @@ export class TapCluster extends EventEmitter<TapClusterEvents> {
       s.recordsDropped += r.recordsDropped;
     };
     for (const r of this.retired) add(r, false);
-    for (const m of this.members.values()) {
-      if (!m.exited) s.workers++;
-      if (m.report) add(m.report, !m.exited);
-    }
+    s.workers = this.members.size;
+    for (const m of this.members.values()) if (m.report) add(m.report, true);
     s.userErrors += this.userErrors;
     return s;
   }
@@ -161,7 +160,7 @@ export class TapCluster extends EventEmitter<TapClusterEvents> {
    * now and resolves with the sum.
    */
   async refreshStats(): Promise<TapClusterStats> {
-    await Promise.all([...this.members.values()].filter((m) => !m.exited && m.worker.isConnected()).map((m) => new Promise<void>((resolve) => {
+    await Promise.all([...this.members.values()].filter((m) => m.worker.isConnected()).map((m) => new Promise<void>((resolve) => {
       const done = () => { m.worker.off('message', onMessage); m.worker.off('exit', done); resolve(); };
       const id = ++this.asked;
       const onMessage = (x: ClusterMessage) => { if (x.t === 'stats' && x.id === id) done(); };
@@ -187,7 +186,6 @@ export class TapCluster extends EventEmitter<TapClusterEvents> {
     this.closing = true;
     const exits: Promise<void>[] = [];
     for (const m of this.members.values()) {
-      if (m.exited) continue;
       exits.push(new Promise<void>((resolve) => {
         const kill = setTimeout(() => m.worker.process.kill('SIGKILL'), 10_000);
         m.worker.once('exit', () => { clearTimeout(kill); resolve(); });
@@ -204,8 +202,8 @@ export class TapCluster extends EventEmitter<TapClusterEvents> {
 
   private fork(index: number): Promise<AddressInfo> {
     cluster.setupPrimary({ exec: builtScript('tap-worker.js').pathname, args: [], serialization: 'advanced' });
-    const worker = cluster.fork({ FLOWTAP_TAP_WORKER: String(index) });
-    const member: Member = { worker, index, report: null, exited: false };
+    const worker = cluster.fork();
+    const member: Member = { worker, index, report: null };
     this.members.set(worker.id, member);
     const config: ClusterWorkerConfig = {
       ...this.config,
@@ -227,7 +225,6 @@ export class TapCluster extends EventEmitter<TapClusterEvents> {
         }
       });
       worker.on('exit', (code, signal) => {
-        member.exited = true;
         this.members.delete(worker.id);
         if (member.report) this.retired.push(member.report);
         if (!up) { reject(new Error(`tap worker ${index} exited (${signal ?? `code ${code}`}) before listening`)); return; }
@@ -244,17 +241,21 @@ export class TapCluster extends EventEmitter<TapClusterEvents> {
     });
   }
 
+  private readonly reportUserError = (e: RecordCallbackError): void => {
+    this.userErrors++;
+    this.emit('userError', e);
+  };
+
   private lines(text: string, count: number): void {
-    deliverLines(this.listeners('lines'), text, count, (e) => { this.userErrors++; this.emit('userError', e); }, this);
+    deliverLines(this.listeners('lines'), text, count, this.reportUserError, this);
   }
 
   private records(text: string): void {
     const listeners = this.listeners('record');
     if (listeners.length === 0) return;
-    const report = (e: RecordCallbackError) => { this.userErrors++; this.emit('userError', e); };
     forEachLine(text, (line) => {
       const r = JSON.parse(line) as AnyRecord;
-      for (const l of listeners) deliver(l, r, report, this);
+      for (const l of listeners) deliver(l, r, this.reportUserError, this);
     });
   }
 }
