@@ -7,7 +7,7 @@ import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Conversation } from './conversation.js';
-import { mask } from './stages.js';
+import { masker } from './stages.js';
 import type { AnyRecord, Peer, TlsInfo } from '../records/types.js';
 import { RECORDS_PER_PART, type Batch, type Reply, type WorkerDecodeOptions } from './worker-decoding.js';
 
@@ -22,10 +22,9 @@ try {
 const live = new Map<number, Conversation>();
 let records: AnyRecord[] = [];
 let errors: { id: number; message: string }[] = [];
-const masker = opts.mask ? mask(opts.mask) : null;
-const push = (r: AnyRecord) => { records.push(r); };
+const masked = opts.mask ? masker(opts.mask) : null;
 /** A record made here: masked first when asked, then kept for the next reply. */
-const keep = masker ? (r: AnyRecord) => masker(r, push) : push;
+const keep = masked ? (r: AnyRecord) => { records.push(masked(r)); } : (r: AnyRecord) => { records.push(r); };
 const now = () => performance.timeOrigin + performance.now();
 const SIDES = ['client', 'server'] as const;
 

@@ -78,6 +78,12 @@ const SECRET_FIELDS = /pass(word|wd)?$|secret|token|api[-_]?key|credential|priva
 
 /** Mask secrets in headers, metadata, attachments and JSON bodies; the record passed on is a masked copy. */
 export function mask(opts: MaskOptions = {}): Stage {
+  const masked = masker(opts);
+  return (r, next) => next(masked(r));
+}
+
+/** `mask()` as a plain function: the record itself when it holds no secret, else a masked copy. */
+export function masker(opts: MaskOptions = {}): (r: AnyRecord) => AnyRecord {
   const names = new Set((opts.headers ?? ['authorization', 'cookie', 'set-cookie', 'proxy-authorization']).map((h) => h.toLowerCase()));
   const fields = opts.fields ?? SECRET_FIELDS;
   const stars = opts.with ?? '***';
@@ -115,11 +121,11 @@ export function mask(opts: MaskOptions = {}): Stage {
     }
     return maskBody(p);
   };
-  return (r, next) => {
+  return (r) => {
     const request = maskPart(r.request);
     const response = maskPart(r.response);
     // The parts keep their shape (only values are replaced), so the record keeps its type.
-    next(request === r.request && response === r.response ? r : { ...r, request, response } as AnyRecord);
+    return request === r.request && response === r.response ? r : { ...r, request, response } as AnyRecord;
   };
 }
 

@@ -11,7 +11,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
 import type { AnyRecord, Peer, TlsInfo } from '../records/types.js';
 import { deliver, deliverLines, forEachLine, type RecordCallbackError } from './deliver.js';
-import { mask, type MaskOptions, type Stage } from './stages.js';
+import { masker, type MaskOptions } from './stages.js';
 import { attachWire, wireOf } from '../records/wire.js';
 import { Conversation } from './conversation.js';
 import { WorkerDecoding, type RemoteConversation } from './worker-decoding.js';
@@ -134,7 +134,8 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
 
   constructor(private readonly opts: TapProxyOptions) {
     super();
-    if (opts.mask && opts.decodeIn !== 'worker') this.masker = mask(opts.mask === true ? {} : opts.mask);
+    const maskOptions = opts.mask ? (opts.mask === true ? {} : opts.mask) : undefined;
+    if (maskOptions && opts.decodeIn !== 'worker') this.masked = masker(maskOptions);
     if (opts.decodeIn === 'worker') {
       const cannot = (['mirror', 'keepRaw', 'protocols', 'protos'] as const).filter((k) => opts[k] !== undefined);
       if (cannot.length) throw new Error(`decodeIn 'worker' cannot take ${cannot.join(', ')}: they do not cross threads`);
@@ -142,7 +143,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
         session: { bodyCapture: opts.bodyCapture, maxHeaderSize: opts.maxHeaderSize, decodeValues: opts.decodeValues,
           traceKeys: opts.traceKeys, spanKeys: opts.spanKeys },
         protocol: opts.protocol, timeout: opts.timeout, connectionIdPrefix: opts.connectionIdPrefix,
-        mask: opts.mask ? (opts.mask === true ? {} : opts.mask) : undefined,
+        mask: maskOptions,
       }, opts.maxDecodeBacklog ?? 64 << 20, {
         lines: (text, count) => this.remoteLines(text, count),
         shed: (bytes) => { this.stats.decodeShed += bytes; },
@@ -351,11 +352,10 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
 
   private record(raw: AnyRecord): void {
     this.stats.records++;
-    let r = raw;
-    if (this.masker) {
-      this.masker(raw, (m) => { r = m; });
+    const r = this.masked ? this.masked(raw) : raw;
+    if (r !== raw) {
       // The wire bytes stay with the masked copy (a recorder needs the traffic as it was).
-      const w = r !== raw ? wireOf(raw) : undefined;
+      const w = wireOf(raw);
       if (w) attachWire(r, w);
     }
     if (this.opts.mirror) {
@@ -366,7 +366,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
     if (this.listenerCount('lines') > 0) deliverLines(this.listeners('lines'), JSON.stringify(r) + '\n', 1, this.reportUserError, this);
   }
 
-  private readonly masker: Stage | null = null;
+  private readonly masked: ((r: AnyRecord) => AnyRecord) | null = null;
 
   /*
    * Each `record` listener is registered behind its own boundary, so one that throws does not starve the

@@ -40,9 +40,9 @@ export class JsonlSink extends BatchingSink<ExchangeRecord | string> {
     let full = false;
     for (const r of batch) {
       text += (typeof r === 'string' ? r : JSON.stringify(r)) + '\n';
-      if (text.length >= PIECE) { full = !(await this.put(text)) || full; text = ''; }
+      if (text.length >= PIECE) { if (!(await this.put(text))) full = true; text = ''; }
     }
-    if (text) full = !(await this.put(text)) || full;
+    if (text && !(await this.put(text))) full = true;
     if (full) await once(this.out, 'drain');
   }
 
