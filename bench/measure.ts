@@ -58,7 +58,12 @@ export function compare(candidates: Candidate[], ops: number, bytes: number, pas
   const times = candidates.map(() => [] as number[]);
   for (let i = 0; i < passes; i++) {
     candidates.forEach((c, k) => {
-      (globalThis as { gc?: () => void }).gc?.();
+      // A young-generation collection: each pass starts with none of the previous pass's young garbage
+      // to scavenge. Not a full one: with no instance of a candidate alive, a full GC frees its classes'
+      // maps (V8 holds transition targets weakly) and with them its optimised code, so every pass began
+      // cold — measured: hundreds of "weak objects" deoptimisations per bench, the first 5,000 HPACK
+      // blocks of a pass at 4 µs instead of 0.75, a fixed cost that took most from the fastest candidate.
+      (globalThis as { gc?: (o?: { type: 'minor' }) => void }).gc?.({ type: 'minor' });
       const t0 = process.hrtime.bigint();
       c.fn();
       times[k].push(Number(process.hrtime.bigint() - t0) / 1e6);
