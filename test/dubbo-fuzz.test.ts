@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { fuzz } from '../scripts/fuzz-dubbo-lib.js';
+import { fixtures, fuzz, mutate } from '../scripts/fuzz-dubbo-lib.js';
+import { seededRandom } from '../scripts/seeded-random.js';
+import { Hessian2Reader } from '../src/codecs/index.js';
 
 describe('Dubbo decoder under seeded mutation', () => {
   it('100k mutated inputs (flips, truncation, splices, giant lengths), split randomly: no throw, no hang, bounded memory', () => {
@@ -16,4 +18,28 @@ describe('Dubbo decoder under seeded mutation', () => {
     expect(r.maxMs).toBeLessThan(1000);
     expect(r.heapGrowthMb).toBeLessThan(64); // measured after a real full GC (scripts/gc.ts), not a no-op
   }, 300_000);
+});
+
+describe('Hessian skip under seeded mutation', () => {
+  it('skip() steps over exactly what the recursive reader steps over, with the same error, on 50k mutated bodies', () => {
+    const r = seededRandom(3);
+    const pool = fixtures();
+    type Walker = Hessian2Reader & { value(skip: boolean): unknown };
+    let steps = 0;
+    let failed = 0;
+    for (let i = 0; i < 50_000; i++) {
+      const body = mutate(r, pool).subarray(16);
+      const loop = new Hessian2Reader(body);
+      const walk = new Hessian2Reader(body) as Walker;
+      while (!loop.done && !loop.error) {
+        loop.skip();
+        walk.value(true);
+        steps++;
+        expect({ pos: loop.pos, error: loop.error }).toEqual({ pos: walk.pos, error: walk.error });
+      }
+      if (loop.error) failed++;
+    }
+    expect(steps).toBeGreaterThan(100_000);
+    expect(failed).toBeGreaterThan(1000); // the mutations really do reach the error paths
+  }, 120_000);
 });

@@ -25,6 +25,16 @@ interface ClassDef { count: number; at: number; name: string | null; fields: str
 const SKIPPED = Symbol('skipped');
 const MAX_DEPTH = 256;
 
+// `skip()`'s states for a container still open, besides a count of values left.
+const NONE = -1;
+/** A variable-length list: values until 'Z'. */
+const UNTIL_Z = -2;
+/** A map, at a key (or its closing 'Z') / at a value. */
+const MAP_KEY = -3;
+const MAP_VALUE = -4;
+/** `skip()`'s stack of the enclosing containers' states; `skip()` never runs inside another one. */
+const OPEN = new Int32Array(MAX_DEPTH);
+
 /** What each leading byte starts (Hessian 2.0 grammar). */
 const enum K {
   Invalid, StrCompact, StrMedium, StrChunk, Int1, Int2, Int3, Int4, Long1, Long2, Long3, Long4, Long8,
@@ -64,14 +74,94 @@ export class Hessian2Reader {
     return this.value(false);
   }
 
-  /** Step over one value without building it; class definitions and references are still counted. */
+  /**
+   * Step over one value without building it; class definitions and references are still counted.
+   * A loop over an explicit stack of open containers rather than `value(true)`'s recursion: records skip
+   * every argument and return value, and the per-value call, depth and error bookkeeping was most of it.
+   */
   skip(): void {
-    this.value(true);
+    const b = this.buf;
+    const end = this.end;
+    let sp = 0;
+    /** Values still to step over in the innermost open container: n ≥ 0, or one of the `UNTIL_*` states. */
+    let left = 1;
+    while (!this.error) {
+      if (left === 0) {
+        if (sp === 0) return;
+        left = OPEN[--sp];
+        continue;
+      }
+      if (this.pos >= end) { this.fail('unexpected end of body'); return; }
+      if (left === UNTIL_Z || left === MAP_KEY) {
+        if (b[this.pos] === 0x5a) {
+          this.pos++;
+          if (sp === 0) return;
+          left = OPEN[--sp];
+          continue;
+        }
+        if (left === MAP_KEY) left = MAP_VALUE;
+      } else if (left === MAP_VALUE) left = MAP_KEY;
+      else left--;
+      if (sp >= MAX_DEPTH) { this.fail(`values nested deeper than ${MAX_DEPTH}`); return; }
+      const c = b[this.pos++];
+      let open = NONE;
+      switch (KIND[c]) {
+        case K.StrCompact: this.string(c, true, true); break;
+        case K.StrMedium: this.string(((c - 0x30) << 8) + this.u8(), true, true); break;
+        case K.StrChunk: if (this.need(2)) { const n = b.readUInt16BE(this.pos); this.pos += 2; this.string(n, c === 0x53, true); } break;
+        case K.BinCompact: this.binary(c - 0x20, true, true); break;
+        case K.BinMedium: this.binary(((c - 0x34) << 8) + this.u8(), true, true); break;
+        case K.BinChunk: if (this.need(2)) { const n = b.readUInt16BE(this.pos); this.pos += 2; this.binary(n, c === 0x42, true); } break;
+        case K.Int1: case K.Long1: case K.Null: case K.True: case K.False: case K.Double0: case K.Double1: break;
+        case K.Int2: case K.Long2: this.u8(); break;
+        case K.DoubleByte: if (this.need(1)) this.pos++; break;
+        case K.Int3: case K.Long3: case K.DoubleShort: if (this.need(2)) this.pos += 2; break;
+        case K.Int4: case K.Long4: case K.DoubleMill: case K.DateMin: if (this.need(4)) this.pos += 4; break;
+        case K.Long8: case K.Double: case K.DateMs: if (this.need(8)) this.pos += 8; break;
+        case K.ClassDef:
+          // A definition precedes the value that uses it: that value is still to come.
+          this.classDef();
+          left = left === MAP_KEY ? MAP_VALUE : left === MAP_VALUE ? MAP_KEY : left === UNTIL_Z ? UNTIL_Z : left + 1;
+          break;
+        case K.Object: case K.ObjectCompact: {
+          const index = c === 0x4f ? this.readInt() : c - 0x60;
+          const def = this.classes[index];
+          if (this.error) break;
+          if (!def) { this.fail(`object instance of undefined class #${index}`); break; }
+          this.refs.push(SKIPPED);
+          open = def.count;
+          break;
+        }
+        case K.Ref: { const i = this.readInt(); if (!this.error) this.ref(i, true); break; }
+        case K.MapTyped: this.type(); this.refs.push(SKIPPED); open = MAP_KEY; break;
+        case K.MapUntyped: this.refs.push(SKIPPED); open = MAP_KEY; break;
+        case K.ListTypedVar: this.type(); this.refs.push(SKIPPED); open = UNTIL_Z; break;
+        case K.ListVar: this.refs.push(SKIPPED); open = UNTIL_Z; break;
+        case K.ListTyped: this.type(); open = this.listLength(this.readInt()); break;
+        case K.List: open = this.listLength(this.readInt()); break;
+        case K.ListTypedCompact: this.type(); open = this.listLength(c - 0x70); break;
+        case K.ListCompact: open = this.listLength(c - 0x78); break;
+        default: this.fail(`unknown Hessian code 0x${c.toString(16)} at byte ${this.pos - 1}`);
+      }
+      if (open !== NONE && !this.error) {
+        OPEN[sp++] = left;
+        left = open;
+      }
+    }
+  }
+
+  /** A skipped list of `n` values: its reference slot taken, its length checked against the body. */
+  private listLength(n: number): number {
+    if (this.error) return NONE;
+    if (n > this.end - this.pos) { this.fail(`list length ${n} is larger than the body`); return NONE; }
+    this.refs.push(SKIPPED);
+    return n;
   }
 
   /** A string or null; anything else is an error. */
   readString(): string | null {
     const c = this.peek();
+    if (c >= 0 && c <= 0x1f) { const s = this.seenString(c); if (s !== undefined) return s; }
     if (c === 0x4e) { this.pos++; return null; }
     if (c < 0 || !((c <= 0x1f) || (c >= 0x30 && c <= 0x33) || c === 0x52 || c === 0x53)) {
       this.fail(`expected a string at byte ${this.pos}`);
@@ -190,6 +280,18 @@ export class Hessian2Reader {
     }
   }
 
+  /**
+   * A compact string (code `c` ≤ 0x1f, at `pos`) that is in the short-string cache, or undefined (nothing
+   * read) so the caller takes the general path.
+   */
+  private seenString(c: number): string | undefined {
+    const start = this.pos + 1;
+    if (start + c > this.end) return undefined;
+    const s = shortString(this.buf, start, c);
+    if (s !== undefined) this.pos = start + c;
+    return s;
+  }
+
   /** `n` UTF-16 units, then more chunks while not final. */
   private string(n: number, final: boolean, skip: boolean): string | undefined {
     let out = '';
@@ -270,11 +372,15 @@ export class Hessian2Reader {
 
   private classDef(): void {
     const at = this.pos;
+    const known = knownClass(this.buf, at, this.end);
+    if (known) { this.pos += known.bytes.length; this.classes.push(known.def); return; }
     this.skipString();
     const count = this.readInt();
     if (this.error || !(count >= 0) || count > 1 << 16) { this.fail('bad class definition'); return; }
     for (let i = 0; i < count && !this.error; i++) this.skipString();
-    this.classes.push({ count, at, name: null, fields: null });
+    const def: ClassDef = { count, at, name: null, fields: null };
+    this.classes.push(def);
+    if (!this.error) rememberClass(this.buf, at, this.pos, this.names(def));
   }
 
   /** Step over a string (or fail if the next value is not one). */
@@ -334,9 +440,12 @@ export class Hessian2Reader {
     const obj: Record<string, unknown> | null = skip ? null : {};
     this.refs.push(skip ? SKIPPED : obj);
     while (!this.error) {
-      if (this.peek() === 0x5a) { this.pos++; return skip ? undefined : obj; }
-      const k = this.value(skip);
-      const v = this.value(skip);
+      const c = this.peek();
+      if (c === 0x5a) { this.pos++; return skip ? undefined : obj; }
+      // Attachments are short strings, mostly the ones the last body had: straight from the cache.
+      const k = (!skip && c <= 0x1f && c >= 0 ? this.seenString(c) : undefined) ?? this.value(skip);
+      const cv = this.peek();
+      const v = (!skip && cv <= 0x1f && cv >= 0 ? this.seenString(cv) : undefined) ?? this.value(skip);
       if (obj) {
         const key = typeof k === 'string' ? k : k instanceof Date ? String(k.getTime()) : String(k);
         if (key === '__proto__') Object.defineProperty(obj, key, { value: v, enumerable: true, writable: true, configurable: true });
@@ -375,28 +484,62 @@ interface LatinBuffer extends Buffer { latin1Slice(start: number, end: number): 
 
 /**
  * Short ASCII strings seen recently, direct-mapped by a cheap hash and checked byte for byte on a hit.
- * Bounded (SLOTS entries); sharing strings between decoders is safe since strings are immutable.
+ * Bounded (SLOTS entries, their bytes in one arena, so a miss copies instead of allocating); sharing
+ * strings between decoders is safe since strings are immutable.
  */
 const SHORT = 64;
 const SLOTS = 1024;
-const slotBytes: (Buffer | null)[] = new Array(SLOTS).fill(null);
+const slotBytes = Buffer.alloc(SLOTS * SHORT);
+const slotLength = new Int32Array(SLOTS).fill(-1);
 const slotText: string[] = new Array(SLOTS).fill('');
 
-/** The ASCII string of `n` bytes at `start`, from the cache or made and cached; undefined if not ASCII. */
+/** The ASCII string of `n` (≤ SHORT) bytes at `start`, from the cache or made and cached; undefined if not ASCII. */
 function shortString(b: Buffer, start: number, n: number): string | undefined {
   if (n === 0) return '';
   const slot = (n * 31 + b[start] * 7 + b[start + n - 1] * 3 + b[start + (n >> 1)]) & (SLOTS - 1);
-  const known = slotBytes[slot];
-  if (known !== null && known.length === n) {
+  const at = slot * SHORT;
+  if (slotLength[slot] === n) {
     let k = 0;
-    while (k < n && known[k] === b[start + k]) k++;
+    while (k < n && slotBytes[at + k] === b[start + k]) k++;
     if (k === n) return slotText[slot];
   }
   for (let i = start; i < start + n; i++) if (b[i] >= 0x80) return undefined;
   const text = (b as LatinBuffer).latin1Slice(start, start + n);
-  slotBytes[slot] = Buffer.from(b.subarray(start, start + n));
+  b.copy(slotBytes, at, start, start + n);
+  slotLength[slot] = n;
   slotText[slot] = text;
   return text;
+}
+
+/**
+ * Class definitions seen recently, by their bytes. Every body defines its classes again, but a service
+ * sends the same few shapes: bytes equal to a definition seen before are that definition (the grammar
+ * reads exactly those bytes, and only them), so one comparison stands for the name, the count and every
+ * field name. Shared, direct-mapped and bounded like the short strings; the definitions kept are whole
+ * (names decoded), so they are never read again from a buffer.
+ */
+const CLASS_SLOTS = 256;
+const CLASS_PROBE = 17;
+const classSlots: ({ bytes: Buffer; def: ClassDef } | null)[] = new Array(CLASS_SLOTS).fill(null);
+
+function classSlot(b: Buffer, at: number): number {
+  return (b[at] * 31 + b[at + 1] * 7 + b[at + 8] * 3 + b[at + 16]) & (CLASS_SLOTS - 1);
+}
+
+function knownClass(b: Buffer, at: number, end: number): { bytes: Buffer; def: ClassDef } | null {
+  if (end - at < CLASS_PROBE) return null;
+  const k = classSlots[classSlot(b, at)];
+  if (k === null) return null;
+  const known = k.bytes;
+  const n = known.length;
+  if (n > end - at) return null;
+  for (let i = 0; i < n; i++) if (known[i] !== b[at + i]) return null;
+  return k;
+}
+
+function rememberClass(b: Buffer, at: number, to: number, def: ClassDef): void {
+  if (to - at < CLASS_PROBE || to - at > 4096) return;
+  classSlots[classSlot(b, at)] = { bytes: Buffer.from(b.subarray(at, to)), def };
 }
 
 function isAsciiRun(b: Buffer, start: number, end: number): boolean {
