@@ -62,7 +62,7 @@ export class DubboSession extends PerSideSession implements ProtocolSession {
   private message(side: Side, m: DubboMessage): void {
     if (m.event) { this.heartbeats[side]++; return; }
     if (m.type === 'request') {
-      const x = this.pairer.open(m.startTime, m, `${side}:${m.requestId}`);
+      const x = this.pairer.open(m.startTime, m, keyOf(side, m.requestId));
       x.data.reversed = side === 'server';
       x.reqDone = true;
       if (!m.twoWay) { x.resDone = true; this.pairer.settle(x); } // one-way: ok, no response expected
@@ -70,7 +70,7 @@ export class DubboSession extends PerSideSession implements ProtocolSession {
     }
     // A response answers a request the other side sent.
     const requester: Side = side === 'client' ? 'server' : 'client';
-    const key = `${requester}:${m.requestId}`;
+    const key = keyOf(requester, m.requestId);
     const x = this.pairer.get(key);
     if (x) {
       x.res = m;
@@ -92,6 +92,14 @@ export class DubboSession extends PerSideSession implements ProtocolSession {
       req: null, res: null, error: `${e.code}: ${e.reason}`, failure: null, start: e.startTime, end: e.endTime, reversed: side === 'server',
     }));
   }
+}
+
+/**
+ * The pairing key: the request id, marked when the provider sent the request (callbacks). Ids are decimal,
+ * so the two cannot meet; the common case is the id string as the decoder made it, with nothing to join.
+ */
+function keyOf(requester: Side, requestId: string): string {
+  return requester === 'client' ? requestId : `s${requestId}`;
 }
 
 export const dubboProtocol: ProtocolModule = {
