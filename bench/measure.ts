@@ -54,6 +54,9 @@ export interface BenchResult {
 export interface Candidate { name: string; fn: () => void }
 
 export function compare(candidates: Candidate[], ops: number, bytes: number, passes = 15): Measured[] {
+  // A full collection once, before the warm-up: what earlier benches in this process left in the old
+  // generation is not collected in the middle of this one's passes.
+  (globalThis as { gc?: () => void }).gc?.();
   for (let w = 0; w < 3; w++) for (const c of candidates) c.fn(); // warm-up
   const times = candidates.map(() => [] as number[]);
   for (let i = 0; i < passes; i++) {
