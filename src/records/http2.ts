@@ -74,7 +74,7 @@ export function http2Record(ctx: RecordContext, s: Http2Exchange): Http2Record {
     duration: durationOf(s.start, endTime),
     status,
     code,
-    endpoint: path === null ? '' : path.split('?')[0],
+    endpoint: endpointOf(path),
     error: s.reset ?? s.failure ?? s.lost ?? unresolved,
     traceId: trace.traceId,
     spanId: trace.spanId,
@@ -117,7 +117,7 @@ export function grpcRecord(ctx: Http2RecordContext, s: Http2Exchange): GrpcRecor
   else if (s.gapped) { status = 'parse_error'; unfinished = s.lost; }
   else { status = 'timeout'; unfinished = s.lost ?? 'no grpc-status was seen'; }
   const path = req.pseudo[':path'] ?? null;
-  const [, service = null, method = null] = path ? /^\/([^/]+)\/([^/?]+)/.exec(path) ?? [] : [];
+  const [service, method] = serviceMethod(path);
   const trace = traceContext(lowerCaseLookup(req.headers), ctx.options);
   const request: GrpcRequestPart = {
     path, service, method, authority: req.pseudo[':authority'] ?? null, metadata: req.headers, messages: s.req?.grpc?.count ?? 0,
@@ -140,7 +140,7 @@ export function grpcRecord(ctx: Http2RecordContext, s: Http2Exchange): GrpcRecor
     protocol: 'grpc',
     client: ctx.client, server: ctx.server, connectionId: ctx.connectionId, streamId: s.streamId,
     startTime: s.start, endTime, duration: durationOf(s.start, endTime),
-    status, code, endpoint: path === null ? '' : path.split('?')[0],
+    status, code, endpoint: endpointOf(path),
     error: deadline ? `deadline exceeded (grpc-timeout ${timeout} ms; ${s.reset})`
       : grpcStatus !== null && grpcStatus !== 0 ? grpcMessage ?? s.reset
       : code !== null && code !== 0 ? `HTTP ${httpStatus} without grpc-status`
@@ -151,6 +151,26 @@ export function grpcRecord(ctx: Http2RecordContext, s: Http2Exchange): GrpcRecor
   };
   if (s.req?.hpackIncomplete || s.res?.hpackIncomplete) record.hpackIncomplete = true;
   return record;
+}
+
+function endpointOf(path: string | null): string {
+  if (path === null) return '';
+  const q = path.indexOf('?');
+  return q < 0 ? path : path.slice(0, q);
+}
+
+/** `/pkg.Service/Method` → its two names; a connection calls few methods, so the last few are kept. */
+const methods = new Map<string, [string | null, string | null]>();
+function serviceMethod(path: string | null): [string | null, string | null] {
+  if (path === null) return [null, null];
+  let sm = methods.get(path);
+  if (sm === undefined) {
+    const m = /^\/([^/]+)\/([^/?]+)/.exec(path);
+    sm = m ? [m[1], m[2]] : [null, null];
+    if (methods.size >= 256) methods.clear();
+    methods.set(path, sm);
+  }
+  return sm;
 }
 
 /** grpc-timeout ("2S", "100m", "5000u") in ms. */

@@ -33,26 +33,33 @@ function varint(buf: Uint8Array, i: number): number | string {
   return -1;
 }
 
-/** Printable text: valid UTF-8 without control characters other than tab, CR and LF. */
-function printable(b: Uint8Array): boolean {
+/** Bytes `from..to` are printable text: valid UTF-8 without control characters other than tab, CR and LF. */
+function printable(b: Utf8Buffer, from: number, to: number): boolean {
   let ascii = true;
-  for (let i = 0; i < b.length; i++) {
+  for (let i = from; i < to; i++) {
     const c = b[i];
     if (c >= 0x80) { ascii = false; continue; }
     if ((c < 0x20 && c !== 9 && c !== 10 && c !== 13) || c === 0x7f) return false;
   }
   if (ascii) return true;
-  if (!isUtf8(b)) return false;
-  return /^[\P{C}\t\n\r]*$/u.test(view(b).toString('utf8'));
+  if (!isUtf8(b.subarray(from, to))) return false;
+  return /^[\P{C}\t\n\r]*$/u.test(b.utf8Slice(from, to));
 }
 
-const view = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+/** Buffer's own decoders, without toString's argument handling (the offsets here are checked already). */
+interface Utf8Buffer extends Buffer { utf8Slice(start: number, end: number): string; base64Slice(start: number, end: number): string }
+
+const view = (b: Uint8Array) => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)) as Utf8Buffer;
+
+/** Field numbers as object keys, made once for the small ones every message uses. */
+const KEYS = Array.from({ length: 64 }, (_, n) => String(n));
 
 /**
  * `truncated`: the bytes are a capped prefix of the message — a last field cut by the cap is kept as far as it
  * goes, and the dump says `$truncated: true`.
  */
-export function protobufDump(buf: Uint8Array, depth = 0, truncated = false): WireDump | null {
+export function protobufDump(input: Uint8Array, depth = 0, truncated = false): WireDump | null {
+  const buf = view(input);
   const out: WireDump = {};
   let i = 0;
   let fields = 0;
@@ -72,12 +79,12 @@ export function protobufDump(buf: Uint8Array, depth = 0, truncated = false): Wir
       value = v;
     } else if (wire === 1) {
       if (i + 8 > buf.length) return null;
-      const v = view(buf).readBigUInt64LE(i);
+      const v = buf.readBigUInt64LE(i);
       value = v <= 9007199254740991n ? Number(v) : v.toString();
       i += 8;
     } else if (wire === 5) {
       if (i + 4 > buf.length) return null;
-      value = view(buf).readUInt32LE(i);
+      value = buf.readUInt32LE(i);
       i += 4;
     } else if (wire === 2) {
       const len = varint(buf, i);
@@ -88,18 +95,19 @@ export function protobufDump(buf: Uint8Array, depth = 0, truncated = false): Wir
         if (!truncated || depth > 0) return null;
         cut = true;
       }
-      const sub = buf.subarray(i, Math.min(buf.length, i + len));
-      i += sub.length;
+      const from = i;
+      const to = Math.min(buf.length, i + len);
+      i = to;
       if (cut) out.$truncated = true;
-      if (printable(sub)) value = view(sub).toString('utf8');
+      if (printable(buf, from, to)) value = buf.utf8Slice(from, to);
       else {
-        const nested = depth < 16 && sub.length > 0 && !cut ? protobufDump(sub, depth + 1) : null;
-        value = nested ?? view(sub).toString('base64');
+        const nested = depth < 16 && to > from && !cut ? protobufDump(buf.subarray(from, to), depth + 1) : null;
+        value = nested ?? buf.base64Slice(from, to);
       }
     } else {
       return null; // groups (3, 4) are long deprecated; other wire types are invalid
     }
-    const k = String(field);
+    const k = field < KEYS.length ? KEYS[field] : String(field);
     const prev = out[k];
     if (prev === undefined) out[k] = value;
     else if (Array.isArray(prev)) prev.push(value);

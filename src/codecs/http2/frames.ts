@@ -237,17 +237,22 @@ export class Http2FrameDecoder {
 
   private startBlock(streamId: number, fragment: Buffer, endStream: boolean, flags: number, bytes: number, promised: number): void {
     if (fragment.length > this.maxBlock) return this.fail('too_large', `header block over ${this.maxBlock} octets`);
+    // A whole block in one frame (the common case) is decoded in place; only one continued is copied.
+    if (flags & END_HEADERS) return this.decodeBlock(streamId, fragment, endStream, bytes, promised);
     this.block = { streamId, parts: [Buffer.from(fragment)], size: fragment.length, endStream, frames: bytes, promised };
-    if (flags & END_HEADERS) this.finishBlock();
   }
 
   private finishBlock(): void {
     const blk = this.block!;
     this.block = null;
-    const r = this.hpack.decode(blk.parts.length === 1 ? blk.parts[0] : Buffer.concat(blk.parts));
-    if ('error' in r) return this.fail('hpack', `header block of stream ${blk.streamId}: ${r.error}`);
-    if (blk.promised) this.opts.onPushPromise?.(blk.streamId, blk.promised, r.headers, this.time);
-    else this.opts.onHeaders(blk.streamId, r.headers, blk.endStream, r.incomplete, blk.frames, this.time);
+    this.decodeBlock(blk.streamId, blk.parts.length === 1 ? blk.parts[0] : Buffer.concat(blk.parts), blk.endStream, blk.frames, blk.promised);
+  }
+
+  private decodeBlock(streamId: number, block: Buffer, endStream: boolean, frames: number, promised: number): void {
+    const r = this.hpack.decode(block);
+    if ('error' in r) return this.fail('hpack', `header block of stream ${streamId}: ${r.error}`);
+    if (promised) this.opts.onPushPromise?.(streamId, promised, r.headers, this.time);
+    else this.opts.onHeaders(streamId, r.headers, endStream, r.incomplete, frames, this.time);
   }
 
   /** Strip PADDED padding; null (after reporting) when the padding does not fit. */
