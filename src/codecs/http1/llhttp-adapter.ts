@@ -17,7 +17,7 @@
  *   `maxHeaderSize` bytes of start line and headers);
  * - message boundaries are exact: the parser pauses at each message's end and `llhttp_get_error_pos` says
  *   where, so a message's wire size is its first non-CR/LF byte to that point;
- * - callbacks find their parser by pointer, and input is copied into a per-depth slot of one shared arena,
+ * - callbacks go to the parser whose execute is running, and input is copied into a per-depth slot of one shared arena,
  *   so a callback may drive another parser (a response head releasing a held request) without clobbering
  *   the first one's bytes.
  */
@@ -76,25 +76,25 @@ const SLICE = 64 * 1024;
 const SLOTS = 4;
 
 let wasm: LlhttpWasm | null = null;
-/** Live parsers by their llhttp pointer, for the callbacks. */
-const live = new Map<number, Llhttp>();
+/**
+ * The parser whose execute or finish is running: llhttp calls back only into that one, so callbacks need
+ * no lookup by pointer. A callback that drives another parser sets it for that call and restores it after.
+ */
+let current: Llhttp | null = null;
 /** How many executes are running (callbacks may start another on a different parser). */
 let depth = 0;
 
 function load(): LlhttpWasm {
   if (wasm) return wasm;
-  const span = (f: (p: Llhttp, at: number, len: number) => number) =>
-    (ptr: number, at: number, len: number) => f(live.get(ptr)!, at, len);
   wasm = instantiate({
-    wasm_on_message_begin: (ptr: number) => live.get(ptr)!.messageBegin(),
-    wasm_on_url: span((p, at, len) => p.url(at, len)),
-    wasm_on_status: span((p, at, len) => p.status(at, len)),
-    wasm_on_header_field: span((p, at, len) => p.field(at, len)),
-    wasm_on_header_value: span((p, at, len) => p.value(at, len)),
-    wasm_on_headers_complete: (ptr: number, status: number, upgrade: number) =>
-      live.get(ptr)!.headersComplete(status, upgrade !== 0),
-    wasm_on_body: span((p, at, len) => p.body(at, len)),
-    wasm_on_message_complete: (ptr: number) => live.get(ptr)!.messageComplete(),
+    wasm_on_message_begin: () => current!.messageBegin(),
+    wasm_on_url: (_: number, at: number, len: number) => current!.url(at, len),
+    wasm_on_status: (_: number, at: number, len: number) => current!.status(at, len),
+    wasm_on_header_field: (_: number, at: number, len: number) => current!.field(at, len),
+    wasm_on_header_value: (_: number, at: number, len: number) => current!.value(at, len),
+    wasm_on_headers_complete: (_: number, status: number, upgrade: number) => current!.headersComplete(status, upgrade !== 0),
+    wasm_on_body: (_: number, at: number, len: number) => current!.body(at, len),
+    wasm_on_message_complete: () => current!.messageComplete(),
   }, SLICE * SLOTS);
   return wasm;
 }
@@ -136,7 +136,6 @@ export class Llhttp {
     private readonly handler: ParserHandler) {
     this.w = load();
     this.ptr = this.w.x.llhttp_alloc(kind === 'request' ? 1 : 2);
-    live.set(this.ptr, this);
   }
 
   /** Forget all state: the next byte starts a new message. */
@@ -187,11 +186,15 @@ export class Llhttp {
     if (this.closed || this.startPos < 0) return true;
     this.completed = false;
     let r: number;
+    const outer = current;
+    current = this;
     try {
       r = this.w.x.llhttp_finish(this.ptr);
     } catch (e) {
       this.failure = { code: 'INTERNAL', reason: `decoder callback failed: ${(e as Error).message}`, at: 0, size: this.seen(0) };
       return false;
+    } finally {
+      current = outer;
     }
     if (r === OK || r === PAUSED) {
       if (r === PAUSED) this.w.x.llhttp_resume(this.ptr);
@@ -227,7 +230,6 @@ export class Llhttp {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    live.delete(this.ptr);
     this.w.x.llhttp_free(this.ptr);
   }
 
@@ -239,6 +241,8 @@ export class Llhttp {
       if (this.startPos < 0) this.seekStart(at, len);
       this.completed = false;
       let r: number;
+      const outer = current;
+      current = this;
       try {
         r = x.llhttp_execute(this.ptr, this.input + at, len - at);
       } catch (e) {
@@ -246,6 +250,8 @@ export class Llhttp {
         this.failure = { code: 'INTERNAL', reason: `decoder callback failed: ${(e as Error).message}`, at: this.base + at,
           size: this.seen(at) };
         return -1;
+      } finally {
+        current = outer;
       }
       if (r === OK) return len;
       const pos = x.llhttp_get_error_pos(this.ptr) - this.input;
