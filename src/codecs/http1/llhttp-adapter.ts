@@ -403,7 +403,9 @@ export class Llhttp {
   private takeHeaders(): string[] {
     const raw = this.raw;
     if (raw.length % 2 === 1) raw.push('');
-    if (!this.headsDone) this.prev = raw.slice(0, 512); // before trimming: the cache compares wire bytes
+    // The next message's cache. Trimming below may shorten a value in it: that value then misses (the cache
+    // compares wire bytes), which is only a string made again, so the array is kept as it is, not copied.
+    if (!this.headsDone) this.prev = raw.length <= 512 ? raw : raw.slice(0, 512);
     this.raw = [];
     this.fields = 0;
     this.values = 0;
