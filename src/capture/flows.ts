@@ -36,12 +36,15 @@ class Flow {
 
 const keyOf = (ip: string, port: number) => `${ip}|${port}`;
 
+interface TupleKeys { srcIp: string; dstIp: string; src: string; dst: string; id: string }
+
 /**
  * Turns TCP segments into exchange records: a connection table with reassembly per direction, a conversation
  * per connection, timeouts in capture time, and records released in `startTime` order.
  */
 export class FlowTable {
   private readonly flows = new Map<string, Flow>();
+  private readonly tuples = new Map<number, TupleKeys>();
   private readonly out: RecordHeap = new RecordHeap();
   private nextId = 1;
   private now = 0;
@@ -60,9 +63,7 @@ export class FlowTable {
   segment(s: TcpSegment, time: number): void {
     this.stats.segments++;
     if (time > this.now) this.now = time;
-    const src = keyOf(s.srcIp, s.srcPort);
-    const dst = keyOf(s.dstIp, s.dstPort);
-    const id = src < dst ? `${src}>${dst}` : `${dst}>${src}`;
+    const { src, dst, id } = this.keys(s);
     let flow = this.flows.get(id);
     if (flow && flow.closed && s.syn && !s.ackFlag) { this.finishFlow(id, flow, time); flow = undefined; } // port reuse
     if (!flow) {
@@ -89,6 +90,22 @@ export class FlowTable {
     }
     if (++this.packetsSinceRelease >= 256) this.release();
     if (time - this.lastSweep >= 1000) this.sweep(time);
+  }
+
+  /**
+   * The segment's endpoint keys and connection id. Every packet needs them, so they are kept per port pair
+   * (checked against the addresses, whose strings repeat: see packet.ts), not joined again per packet.
+   */
+  private keys(s: TcpSegment): TupleKeys {
+    const n = s.srcPort * 65536 + s.dstPort;
+    const k = this.tuples.get(n);
+    if (k !== undefined && k.srcIp === s.srcIp && k.dstIp === s.dstIp) return k;
+    const src = keyOf(s.srcIp, s.srcPort);
+    const dst = keyOf(s.dstIp, s.dstPort);
+    const made: TupleKeys = { srcIp: s.srcIp, dstIp: s.dstIp, src, dst, id: src < dst ? `${src}>${dst}` : `${dst}>${src}` };
+    if (this.tuples.size >= 4096) this.tuples.clear();
+    this.tuples.set(n, made);
+    return made;
   }
 
   /** End of capture: every connection's pending exchanges become records; all records are released. */
@@ -228,7 +245,7 @@ class RecordHeap {
     while (i > 0) {
       const p = (i - 1) >> 1;
       if (!less(a[i], a[p])) break;
-      [a[i], a[p]] = [a[p], a[i]];
+      const t = a[i]; a[i] = a[p]; a[p] = t;
       i = p;
     }
   }
@@ -255,7 +272,7 @@ class RecordHeap {
         if (l < a.length && less(a[l], a[m])) m = l;
         if (r < a.length && less(a[r], a[m])) m = r;
         if (m === i) break;
-        [a[i], a[m]] = [a[m], a[i]];
+        const t = a[i]; a[i] = a[m]; a[m] = t;
         i = m;
       }
     }

@@ -145,8 +145,22 @@ function u32(f: Uint8Array, at: number): number {
   return ((f[at] << 24) | (f[at + 1] << 16) | (f[at + 2] << 8) | f[at + 3]) >>> 0;
 }
 
+/**
+ * Addresses recently made into text, direct-mapped by the address: a capture has few hosts and every packet
+ * names two, so the text is made once, and the same string each time lets the flow table's keys repeat.
+ */
+const V4_SLOTS = 256;
+const v4Addr = new Float64Array(V4_SLOTS).fill(-1);
+const v4Text: string[] = new Array(V4_SLOTS).fill('');
+
 function ipv4Text(f: Uint8Array, at: number): string {
-  return `${f[at]}.${f[at + 1]}.${f[at + 2]}.${f[at + 3]}`;
+  const a = u32(f, at);
+  const slot = (a ^ (a >>> 8) ^ (a >>> 16) ^ (a >>> 24)) & (V4_SLOTS - 1);
+  if (v4Addr[slot] === a) return v4Text[slot];
+  const text = `${f[at]}.${f[at + 1]}.${f[at + 2]}.${f[at + 3]}`;
+  v4Addr[slot] = a;
+  v4Text[slot] = text;
+  return text;
 }
 
 /** RFC 5952 text: lower-case hex, the longest run of two or more zero groups as "::". */
