@@ -28,6 +28,7 @@ export interface TcpSegment {
 }
 
 const TCP = 6;
+const NO_PAYLOAD = new Uint8Array(0);
 
 /** The TCP segment in a frame, or null when the frame carries none (ARP, UDP, fragments, truncated...). */
 export function tcpSegment(linkType: number, frame: Uint8Array): TcpSegment | null {
@@ -133,7 +134,8 @@ function tcp(f: Uint8Array, at: number, end: number, srcIp: string, dstIp: strin
     syn: (flags & 0x02) !== 0,
     rst: (flags & 0x04) !== 0,
     ackFlag: (flags & 0x10) !== 0,
-    payload: f.subarray(at + dataOffset, end),
+    // Half the segments of a capture are bare ACKs: they share one empty payload instead of a view each.
+    payload: at + dataOffset < end ? f.subarray(at + dataOffset, end) : NO_PAYLOAD,
   };
 }
 
