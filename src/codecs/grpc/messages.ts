@@ -14,7 +14,8 @@ export class GrpcMessageReader {
   /** The first message was longer than the cap: `first` is its prefix. */
   firstTruncated = false;
   private firstLength = 0;
-  private prefix = Buffer.alloc(5);
+  /** A prefix split across DATA frames, gathered here (made only then). */
+  private prefix: Buffer | null = null;
   private prefixFill = 0;
   private remaining = -1;
   private compressed = false;
@@ -32,22 +33,28 @@ export class GrpcMessageReader {
     let i = 0;
     while (i < data.length) {
       if (this.remaining < 0) {
-        const take = Math.min(5 - this.prefixFill, data.length - i);
-        this.prefix.set(data.subarray(i, i + take), this.prefixFill);
-        this.prefixFill += take;
-        i += take;
-        if (this.prefixFill < 5) return;
-        this.prefixFill = 0;
-        this.compressed = this.prefix[0] === 1;
-        this.remaining = this.prefix.readUInt32BE(1);
+        if (this.prefixFill === 0 && data.length - i >= 5) {
+          // The whole 5-byte prefix is here (nearly always): read in place.
+          this.compressed = data[i] === 1;
+          this.remaining = ((data[i + 1] << 24) | (data[i + 2] << 16) | (data[i + 3] << 8) | data[i + 4]) >>> 0;
+          i += 5;
+        } else {
+          const p = (this.prefix ??= Buffer.alloc(5));
+          while (this.prefixFill < 5 && i < data.length) p[this.prefixFill++] = data[i++];
+          if (this.prefixFill < 5) return;
+          this.prefixFill = 0;
+          this.compressed = p[0] === 1;
+          this.remaining = p.readUInt32BE(1);
+        }
         if (this.count === 0) this.firstLength = this.remaining;
         if (this.remaining === 0) this.done();
         continue;
       }
       const take = Math.min(this.remaining, data.length - i);
       if (this.count === 0 && this.kept < this.cap * 4) {
-        // Keep the first message (compressed bytes up to a bound) to show it decoded.
-        const part = Buffer.from(data.subarray(i, i + Math.min(take, this.cap * 4 - this.kept)));
+        // Keep the first message (compressed bytes up to a bound) to show it decoded: a copy, since the
+        // frame's bytes are only valid now.
+        const part = Buffer.copyBytesFrom(data, i, Math.min(take, this.cap * 4 - this.kept));
         this.parts.push(part);
         this.kept += part.length;
       }
@@ -75,7 +82,7 @@ export class GrpcMessageReader {
       }
       if (!this.firstError) {
         this.firstTruncated = body.length > this.cap || (!this.compressed && this.firstLength > this.kept);
-        this.first = body.subarray(0, this.cap);
+        this.first = body.length > this.cap ? body.subarray(0, this.cap) : body;
       }
     }
     this.count++;
