@@ -7,7 +7,7 @@
 import type { DecodeError } from '../codecs/decoder.js';
 import { Http2Decoder, type Http2Message } from '../codecs/http2/decoder.js';
 import type { HeaderField } from '../codecs/http2/hpack.js';
-import { grpcRecord, http2Record, type Http2Exchange } from '../records/http2.js';
+import { grpcRecord, http2Record, type Http2Exchange, type Http2RecordContext } from '../records/http2.js';
 import type { GrpcRecord, Http2Record } from '../records/types.js';
 import { attachWire, type Http2Half } from '../records/wire.js';
 import { Pairer, type Exchange } from './pairer.js';
@@ -32,9 +32,12 @@ export class Http2Session extends PerSideSession implements ProtocolSession {
   readonly tunnelBytes = { client: 0, server: 0 };
   protected readonly decoders: Record<Side, Http2Decoder>;
   private readonly pairer: Pairer<Http2Message, Http2Message, StreamState, Http2Record | GrpcRecord>;
+  /** What gRPC records are built with: the connection's context and its schemas, made once, not per record. */
+  private readonly grpcCtx: Http2RecordContext;
 
   constructor(private readonly ctx: SessionContext) {
     super();
+    this.grpcCtx = { client: ctx.client, server: ctx.server, connectionId: ctx.connectionId, options: ctx.options, protos: ctx.options.protos };
     const { bodyCapture, midStream, keepRaw } = ctx.options;
     this.pairer = new Pairer({
       ordered: false,
@@ -173,7 +176,7 @@ export class Http2Session extends PerSideSession implements ProtocolSession {
       streamId: Number(x.key), start: x.start, req: x.req, res: x.res, reset: x.data.reset, end: x.data.end,
       failure: x.failure, parseError: x.data.parseError, lost: x.data.lost, gapped: x.data.gapped,
     };
-    const r = x.req?.grpc ? grpcRecord({ ...this.ctx, protos: this.ctx.options.protos }, s) : http2Record(this.ctx, s);
+    const r = x.req?.grpc ? grpcRecord(this.grpcCtx, s) : http2Record(this.ctx, s);
     if (!this.ctx.options.keepRaw) return r;
     return attachWire(r, { protocol: r.protocol, request: half(x.req), response: half(x.res) });
   }

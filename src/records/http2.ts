@@ -201,9 +201,11 @@ function dump(r: GrpcMessageReader | null | undefined, protos?: ProtoRegistry, p
 export function toMap(fields: readonly HeaderField[] | null): { pseudo: Record<string, string | undefined>; headers: HeaderMap } {
   const pseudo: Record<string, string | undefined> = {};
   const headers: HeaderMap = {};
-  for (const [name, v0] of fields ?? []) {
+  const n = fields === null ? 0 : fields.length;
+  for (let i = 0; i < n; i++) {
+    const [name, v0] = fields![i];
     if (name === null) continue; // unknown entry (capture began mid-connection): the record says hpackIncomplete
-    if (name.startsWith(':')) { pseudo[name] = v0 ?? undefined; continue; }
+    if (name.charCodeAt(0) === 58 /* : */) { pseudo[name] = v0 ?? undefined; continue; }
     const prev = headers[name];
     const v = v0 ?? '';
     if (prev === undefined || !Object.hasOwn(headers, name)) {
