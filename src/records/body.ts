@@ -3,12 +3,23 @@ import type { BodyFields } from './types.js';
 
 /** Record body fields: UTF-8 text when the captured bytes are valid UTF-8, else base64. */
 export function bodyFields(body: Uint8Array | null, bodySize: number): BodyFields {
-  if (!body || body.length === 0) return { bodySize };
+  return withBody({} as BodyFields, body, bodySize);
+}
+
+/**
+ * The body fields written onto a record part being built (in bodyFields' key order), which returns it:
+ * records add them in place rather than spread a second object per message.
+ */
+export function withBody<T extends BodyFields>(part: T, body: Uint8Array | null, bodySize: number): T {
+  part.bodySize = bodySize;
+  if (!body || body.length === 0) return part;
   const all = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.length);
   // A cap can cut a multi-byte character: drop the cut tail rather than call the whole body binary.
   const b = all.length < bodySize ? all.subarray(0, utf8Boundary(all)) : all;
-  if (isUtf8(b)) return { bodySize, body: b.toString('utf8') };
-  return { bodySize, body: all.toString('base64'), bodyEncoding: 'base64' };
+  if (isUtf8(b)) { part.body = b.toString('utf8'); return part; }
+  part.body = all.toString('base64');
+  part.bodyEncoding = 'base64';
+  return part;
 }
 
 /** The captured body bytes of a record part (text or base64), or null when none was captured. */

@@ -1,7 +1,7 @@
 /** http1 records from decoded HTTP/1 messages: a pure function of one exchange. */
 import type { Http1Message } from '../codecs/http1/decoder.js';
 import { lowerCaseLookup, traceContext } from '../trace.js';
-import { bodyFields, joined } from './body.js';
+import { joined, withBody } from './body.js';
 import type { RecordContext } from './context.js';
 import { durationOf, httpStatusClass } from './status.js';
 import type { HeaderMap, Http1Record, Http1RequestPart, Http1ResponsePart } from './types.js';
@@ -67,27 +67,27 @@ export function http1Record(ctx: RecordContext, x: Http1Exchange): Http1Record {
 function requestPart(m: Http1Message | null): Http1RequestPart {
   if (!m) return { method: null, target: null, path: null, host: null, version: null, headers: {}, bodySize: 0 };
   const target = m.target ?? '';
-  const part: Http1RequestPart = {
+  const part: Http1RequestPart = withBody({
     method: m.method ?? null,
     target,
     path: pathOf(target, m.method),
     host: joined(m.headers.host) ?? hostOf(target),
     version: m.version,
     headers: m.headers,
-    ...bodyFields(m.body, m.bodySize),
-  };
+    bodySize: 0,
+  }, m.body, m.bodySize);
   if (m.trailers) part.trailers = m.trailers;
   return part;
 }
 
 function responsePart(m: Http1Message, interim: readonly number[]): Http1ResponsePart {
-  const part: Http1ResponsePart = {
+  const part: Http1ResponsePart = withBody({
     statusCode: m.statusCode!,
     reason: m.reason ?? '',
     version: m.version,
     headers: m.headers,
-    ...bodyFields(m.body, m.bodySize),
-  };
+    bodySize: 0,
+  }, m.body, m.bodySize);
   if (m.trailers) part.trailers = m.trailers;
   if (interim.length > 0) part.interim = [...interim];
   return part;

@@ -6,7 +6,7 @@ import type { GrpcMessageReader } from '../codecs/grpc/messages.js';
 import { protobufDump } from '../codecs/grpc/protobuf-dump.js';
 import type { ProtoRegistry } from '../codecs/grpc/schemas.js';
 import { lowerCaseLookup, traceContext } from '../trace.js';
-import { bodyFields, joined } from './body.js';
+import { joined, withBody } from './body.js';
 import type { RecordContext } from './context.js';
 import { durationOf, grpcStatusClass, grpcStatusFromHttp, httpStatusClass } from './status.js';
 import type {
@@ -54,12 +54,13 @@ export function http2Record(ctx: RecordContext, s: Http2Exchange): Http2Record {
   const trace = traceContext(lowerCaseLookup(req.headers), ctx.options);
   const request: Http2RequestPart = {
     method: req.pseudo[':method'] ?? null, path, authority: req.pseudo[':authority'] ?? null, scheme: req.pseudo[':scheme'] ?? null,
-    headers: req.headers, ...bodyFields(s.req?.body ?? null, s.req?.bodySize ?? 0),
+    headers: req.headers, bodySize: 0,
   };
+  withBody(request, s.req?.body ?? null, s.req?.bodySize ?? 0);
   if (s.req?.trailers) request.trailers = toMap(s.req.trailers).headers;
   let response: Http2ResponsePart | null = null;
   if (res) {
-    response = { statusCode: code, headers: res.headers, ...bodyFields(s.res!.body, s.res!.bodySize) };
+    response = withBody({ statusCode: code, headers: res.headers, bodySize: 0 }, s.res!.body, s.res!.bodySize);
     if (s.res!.trailers) response.trailers = toMap(s.res!.trailers).headers;
   }
   const endTime = s.end > 0 && (complete || s.reset) ? s.end : null;
