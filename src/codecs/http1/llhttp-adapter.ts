@@ -322,9 +322,10 @@ export class Llhttp {
     if (known !== undefined && known.length === len) {
       const c = this.chunk;
       const from = this.base + at - this.input;
-      let i = 0;
-      while (i < len && c[from + i] === known.charCodeAt(i)) i++;
-      if (i === len) return known;
+      // From the end: what changes between messages (counters, span ids, times) is mostly at the end.
+      let i = len - 1;
+      while (i >= 0 && c[from + i] === known.charCodeAt(i)) i--;
+      if (i < 0) return known;
     }
     return this.text(at, len);
   }
