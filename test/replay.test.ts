@@ -153,7 +153,12 @@ describe('replay timing, rate, filters and rewrites', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(up.seen.map((s) => s.url)).toEqual(['/early', '/t0', '/t200', '/t400', '/t600']);
     const gaps = up.seen.slice(2).map((s, i) => s.at - up.seen[i + 1].at);
-    for (const g of gaps) { expect(g).toBeGreaterThan(100 - 15); expect(g).toBeLessThan(100 + 60); } // 200 ms recorded, halved
+    // 200 ms recorded, halved. The schedule is absolute, so one late send (a loaded machine) shortens the
+    // next gap: each gap is held to "clearly halved" (not 0 as at max, not 200), their sum to 300 ms.
+    for (const g of gaps) { expect(g).toBeGreaterThan(50); expect(g).toBeLessThan(160); }
+    const span = gaps.reduce((a, b) => a + b, 0);
+    expect(span).toBeGreaterThan(300 - 15);
+    expect(span).toBeLessThan(300 + 90);
     expect(performance.now() - started).toBeLessThan(5000); // the -5 s timestamp did not make it wait 5 s
 
     const rate = await target();
