@@ -9,6 +9,7 @@
  * Errors are values: reading past the end or an unknown code sets `error` and returns undefined.
  */
 import { isAscii } from 'node:buffer';
+import { knownClass, rememberClass, SHORT, shortString, type ClassDef, type LatinBuffer } from './hessian-seen.js';
 
 /** A Hessian object instance read without a Java class: its class name and fields. */
 export interface HessianObject {
@@ -16,11 +17,6 @@ export interface HessianObject {
   [field: string]: unknown;
 }
 
-/**
- * A class definition. Skipping an object needs only the field count, so the names are decoded from `at`
- * the first time an object of the class is built (hot-path bodies skip most objects).
- */
-interface ClassDef { count: number; at: number; name: string | null; fields: string[] | null }
 
 const SKIPPED = Symbol('skipped');
 const MAX_DEPTH = 256;
@@ -477,69 +473,6 @@ export class Hessian2Reader {
     const v = this.refs[i];
     return v === SKIPPED ? undefined : v;
   }
-}
-
-/** Buffer's own latin1 decoder, without toString's argument handling (used by Node's internals too). */
-interface LatinBuffer extends Buffer { latin1Slice(start: number, end: number): string }
-
-/**
- * Short ASCII strings seen recently, direct-mapped by a cheap hash and checked byte for byte on a hit.
- * Bounded (SLOTS entries, their bytes in one arena, so a miss copies instead of allocating); sharing
- * strings between decoders is safe since strings are immutable.
- */
-const SHORT = 64;
-const SLOTS = 1024;
-const slotBytes = Buffer.alloc(SLOTS * SHORT);
-const slotLength = new Int32Array(SLOTS).fill(-1);
-const slotText: string[] = new Array(SLOTS).fill('');
-
-/** The ASCII string of `n` (≤ SHORT) bytes at `start`, from the cache or made and cached; undefined if not ASCII. */
-function shortString(b: Buffer, start: number, n: number): string | undefined {
-  if (n === 0) return '';
-  const slot = (n * 31 + b[start] * 7 + b[start + n - 1] * 3 + b[start + (n >> 1)]) & (SLOTS - 1);
-  const at = slot * SHORT;
-  if (slotLength[slot] === n) {
-    let k = 0;
-    while (k < n && slotBytes[at + k] === b[start + k]) k++;
-    if (k === n) return slotText[slot];
-  }
-  for (let i = start; i < start + n; i++) if (b[i] >= 0x80) return undefined;
-  const text = (b as LatinBuffer).latin1Slice(start, start + n);
-  b.copy(slotBytes, at, start, start + n);
-  slotLength[slot] = n;
-  slotText[slot] = text;
-  return text;
-}
-
-/**
- * Class definitions seen recently, by their bytes. Every body defines its classes again, but a service
- * sends the same few shapes: bytes equal to a definition seen before are that definition (the grammar
- * reads exactly those bytes, and only them), so one comparison stands for the name, the count and every
- * field name. Shared, direct-mapped and bounded like the short strings; the definitions kept are whole
- * (names decoded), so they are never read again from a buffer.
- */
-const CLASS_SLOTS = 256;
-const CLASS_PROBE = 17;
-const classSlots: ({ bytes: Buffer; def: ClassDef } | null)[] = new Array(CLASS_SLOTS).fill(null);
-
-function classSlot(b: Buffer, at: number): number {
-  return (b[at] * 31 + b[at + 1] * 7 + b[at + 8] * 3 + b[at + 16]) & (CLASS_SLOTS - 1);
-}
-
-function knownClass(b: Buffer, at: number, end: number): { bytes: Buffer; def: ClassDef } | null {
-  if (end - at < CLASS_PROBE) return null;
-  const k = classSlots[classSlot(b, at)];
-  if (k === null) return null;
-  const known = k.bytes;
-  const n = known.length;
-  if (n > end - at) return null;
-  for (let i = 0; i < n; i++) if (known[i] !== b[at + i]) return null;
-  return k;
-}
-
-function rememberClass(b: Buffer, at: number, to: number, def: ClassDef): void {
-  if (to - at < CLASS_PROBE || to - at > 4096) return;
-  classSlots[classSlot(b, at)] = { bytes: Buffer.from(b.subarray(at, to)), def };
 }
 
 function isAsciiRun(b: Buffer, start: number, end: number): boolean {
