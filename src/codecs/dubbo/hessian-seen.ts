@@ -16,9 +16,8 @@ export interface ClassDef { count: number; at: number; name: string | null; fiel
 export interface LatinBuffer extends Buffer { latin1Slice(start: number, end: number): string }
 
 /**
- * Short ASCII strings seen recently, direct-mapped by a cheap hash and checked byte for byte on a hit.
- * Bounded (SLOTS entries, their bytes in one arena, so a miss copies instead of allocating); sharing
- * strings between decoders is safe since strings are immutable.
+ * Short ASCII strings, found by a cheap hash and checked byte for byte; their bytes live in one arena, so a
+ * miss copies instead of allocating.
  */
 export const SHORT = 64;
 const SLOTS = 1024;
@@ -45,11 +44,9 @@ export function shortString(b: Buffer, start: number, n: number): string | undef
 }
 
 /**
- * Class definitions seen recently, by their bytes. Every body defines its classes again, but a service
- * sends the same few shapes: bytes equal to a definition seen before are that definition (the grammar
- * reads exactly those bytes, and only them), so one comparison stands for the name, the count and every
- * field name. Shared, direct-mapped and bounded like the short strings; the definitions kept are whole
- * (names decoded), so they are never read again from a buffer.
+ * Class definitions, by their bytes. Every body defines its classes again, but a service sends the same
+ * few shapes: bytes equal to a definition seen before are that definition (the grammar reads exactly those
+ * bytes, and only them), so one comparison stands for the name, the count and every field name.
  */
 const CLASS_SLOTS = 256;
 const CLASS_PROBE = 17;

@@ -17,7 +17,6 @@ export interface HessianObject {
   [field: string]: unknown;
 }
 
-
 const SKIPPED = Symbol('skipped');
 const MAX_DEPTH = 256;
 
@@ -88,16 +87,18 @@ export class Hessian2Reader {
         continue;
       }
       if (this.pos >= end) { this.fail('unexpected end of body'); return; }
-      if (left === UNTIL_Z || left === MAP_KEY) {
-        if (b[this.pos] === 0x5a) {
-          this.pos++;
-          if (sp === 0) return;
-          left = OPEN[--sp];
-          continue;
-        }
-        if (left === MAP_KEY) left = MAP_VALUE;
-      } else if (left === MAP_VALUE) left = MAP_KEY;
-      else left--;
+      const next = b[this.pos];
+      if (next === 0x5a && (left === UNTIL_Z || left === MAP_KEY)) {
+        this.pos++;
+        if (sp === 0) return;
+        left = OPEN[--sp];
+        continue;
+      }
+      // A definition precedes the value that uses it: it is not a value of the container.
+      if (next === 0x43) { this.pos++; this.classDef(); continue; }
+      if (left === MAP_KEY) left = MAP_VALUE;
+      else if (left === MAP_VALUE) left = MAP_KEY;
+      else if (left !== UNTIL_Z) left--;
       if (sp >= MAX_DEPTH) { this.fail(`values nested deeper than ${MAX_DEPTH}`); return; }
       const c = b[this.pos++];
       let open = NONE;
@@ -114,11 +115,6 @@ export class Hessian2Reader {
         case K.Int3: case K.Long3: case K.DoubleShort: if (this.need(2)) this.pos += 2; break;
         case K.Int4: case K.Long4: case K.DoubleMill: case K.DateMin: if (this.need(4)) this.pos += 4; break;
         case K.Long8: case K.Double: case K.DateMs: if (this.need(8)) this.pos += 8; break;
-        case K.ClassDef:
-          // A definition precedes the value that uses it: that value is still to come.
-          this.classDef();
-          left = left === MAP_KEY ? MAP_VALUE : left === MAP_VALUE ? MAP_KEY : left === UNTIL_Z ? UNTIL_Z : left + 1;
-          break;
         case K.Object: case K.ObjectCompact: {
           const index = c === 0x4f ? this.readInt() : c - 0x60;
           const def = this.classes[index];
