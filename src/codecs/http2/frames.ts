@@ -7,6 +7,8 @@ import type { DecodeError } from '../decoder.js';
 import { HpackDecoder, type HeaderField } from './hpack.js';
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+/** The payload of every empty frame (SETTINGS acks, an END_STREAM DATA frame): read, never kept or written. */
+const EMPTY = Buffer.alloc(0);
 
 export const FrameType = {
   DATA: 0, HEADERS: 1, PRIORITY: 2, RST_STREAM: 3, SETTINGS: 4, PUSH_PROMISE: 5, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9,
@@ -118,19 +120,25 @@ export class Http2FrameDecoder {
         i += take;
         if (this.fill === PREFACE.length) { this.state = S.Header; this.fill = 0; }
       } else if (this.state === S.Header) {
-        const take = Math.min(9 - this.fill, b.length - i);
-        b.copy(this.header, this.fill, i, i + take);
-        this.fill += take;
-        i += take;
-        if (this.fill < 9) break;
+        // A header wholly in this chunk (nearly always) is read in place; one split across chunks is
+        // gathered byte by byte (Buffer#copy's argument checks cost more than 9 bytes do).
+        let h: Uint8Array = b;
+        let at = i;
+        if (this.fill === 0 && b.length - i >= 9) i += 9;
+        else {
+          while (this.fill < 9 && i < b.length) this.header[this.fill++] = b[i++];
+          if (this.fill < 9) break;
+          h = this.header;
+          at = 0;
+        }
         this.fill = 0;
-        this.length = this.header.readUIntBE(0, 3);
-        this.type = this.header[3];
-        this.flags = this.header[4];
-        this.streamId = this.header.readUInt32BE(5) & 0x7fffffff;
-        this.payload = [];
+        this.length = (h[at] << 16) | (h[at + 1] << 8) | h[at + 2];
+        this.type = h[at + 3];
+        this.flags = h[at + 4];
+        this.streamId = ((h[at + 5] << 24) | (h[at + 6] << 16) | (h[at + 7] << 8) | h[at + 8]) & 0x7fffffff;
+        if (this.payload.length > 0) this.payload = []; // only a payload split across chunks fills it
         this.got = 0;
-        if (this.length === 0) this.frame(Buffer.alloc(0));
+        if (this.length === 0) this.frame(EMPTY);
         else this.state = S.Payload;
       } else {
         const take = Math.min(this.length - this.got, b.length - i);
