@@ -5,7 +5,7 @@
  * and the h2c upgrade's stream 1.
  */
 import type { DecodeError } from '../codecs/decoder.js';
-import { Http2Decoder, type Http2Message } from '../codecs/http2/decoder.js';
+import { grpcContentType, Http2Decoder, type Http2Message } from '../codecs/http2/decoder.js';
 import type { HeaderField } from '../codecs/http2/hpack.js';
 import { grpcRecord, http2Record, type Http2Exchange, type Http2RecordContext } from '../records/http2.js';
 import type { GrpcRecord, Http2Record } from '../records/types.js';
@@ -47,8 +47,13 @@ export class Http2Session extends PerSideSession implements ProtocolSession {
     });
     const make = (side: Side): Http2Decoder => new Http2Decoder({
       side, midStream, bodyCapture, keepRaw,
-      // A response is read as gRPC messages when its request was gRPC (whatever the response says).
-      isGrpc: side === 'server' ? (id) => this.pairer.get(String(id))?.req?.grpc != null : undefined,
+      // A response is read as gRPC messages when its request was gRPC (whatever the response says). A
+      // response head seen before its request's (a capture's two directions out of order) goes by its own
+      // content-type.
+      isGrpc: side === 'server' ? (id, fields) => {
+        const req = this.pairer.get(String(id))?.req;
+        return req ? req.grpc != null : grpcContentType(fields);
+      } : undefined,
       onHead: (m) => this.head(side, m),
       onMessage: (m) => this.message(side, m),
       onReset: (id, code, time) => this.reset(side, id, code, time),

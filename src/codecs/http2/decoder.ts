@@ -130,7 +130,7 @@ export class Http2Decoder implements Decoder {
     if (!m.fields) {
       if (this.opts.side === 'server' && statusOf(fields)?.startsWith('1')) return; // 1xx interim: the final headers follow
       m.fields = fields;
-      const grpc = this.opts.isGrpc ? this.opts.isGrpc(id, fields) : /^application\/grpc/.test(value(fields, 'content-type') ?? '');
+      const grpc = this.opts.isGrpc ? this.opts.isGrpc(id, fields) : grpcContentType(fields);
       if (grpc) m.grpc = new GrpcMessageReader(value(fields, 'grpc-encoding'), this.cap);
       this.opts.onHead?.(m);
     } else m.trailers = fields;
@@ -176,4 +176,9 @@ function statusOf(fields: HeaderField[]): string | null {
 export function value(fields: readonly HeaderField[], name: string): string | null {
   for (const [n, v] of fields) if (n === name) return v;
   return null;
+}
+
+/** The fields say `content-type: application/grpc*`. */
+export function grpcContentType(fields: readonly HeaderField[]): boolean {
+  return /^application\/grpc/.test(value(fields, 'content-type') ?? '');
 }
