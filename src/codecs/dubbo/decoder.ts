@@ -1,6 +1,7 @@
 import type { DecodeError, Decoder, DecoderCallbacks } from '../decoder.js';
 import { readRequestBody, readResponseBody, type DubboRequestBody, type DubboResponseBody } from './body.js';
 import { decodeValues, type DubboValues } from './values.js';
+import { copyBytes } from '../bytes.js';
 
 export const DUBBO_MAGIC = 0xdabb;
 export const HEADER_SIZE = 16;
@@ -112,7 +113,7 @@ export class DubboDecoder implements Decoder {
         }
         case State.Body: {
           const take = Math.min(this.bodyLength - this.bodyFill, n - i);
-          this.bodyParts.push(Buffer.from(buf.subarray(i, i + take)));
+          this.bodyParts.push(copyBytes(buf, i, take));
           this.bodyFill += take;
           i += take;
           if (this.bodyFill === this.bodyLength) {

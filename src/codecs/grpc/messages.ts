@@ -3,6 +3,7 @@
  * one (decompressed when flagged, bounded), as records show `messages` and `message`.
  */
 import { gunzipSync, inflateSync } from 'node:zlib';
+import { copyBytes } from '../bytes.js';
 
 export class GrpcMessageReader {
   /** Complete messages seen. */
@@ -54,7 +55,7 @@ export class GrpcMessageReader {
       if (this.count === 0 && this.kept < this.cap * 4) {
         // Keep the first message (compressed bytes up to a bound) to show it decoded: a copy, since the
         // frame's bytes are only valid now.
-        const part = Buffer.copyBytesFrom(data, i, Math.min(take, this.cap * 4 - this.kept));
+        const part = copyBytes(data, i, Math.min(take, this.cap * 4 - this.kept));
         this.parts.push(part);
         this.kept += part.length;
       }

@@ -5,6 +5,7 @@ import { RawKeeper } from './raw-keeper.js';
 import { announcedBody, cutReason, messageFromPartial } from './salvage.js';
 
 import type { HeaderMap } from '../../records/types.js';
+import { copyBytes } from '../bytes.js';
 
 export type { HeaderMap };
 
@@ -390,7 +391,7 @@ export class Http1Decoder implements Decoder, ParserHandler {
     const room = this.opts.bodyCapture - this.captured;
     if (room > 0) {
       // A copy: the piece is a view of the caller's chunk.
-      this.bodyParts.push(Buffer.from(chunk.length <= room ? chunk : chunk.subarray(0, room)));
+      this.bodyParts.push(copyBytes(chunk, 0, Math.min(room, chunk.length)));
       this.captured += Math.min(room, chunk.length);
     }
   }

@@ -1,10 +1,11 @@
 /**
- * The wire bytes of each HTTP/1 message, for recording and replay (`keepRaw`). It sees what the wire
- * meter scans, chunk by chunk, and keeps the first `cap` (plus a little slack) bytes after the previous
- * message; when the meter says a message of `size` bytes ended at an offset, the message began `size`
+ * The wire bytes of each HTTP/1 message, for recording and replay (`keepRaw`). It sees each chunk the
+ * parser is given and keeps the first `cap` (plus a little slack) bytes after the previous message; when
+ * the parser says a message of `size` bytes ended at an offset, the message began `size`
  * bytes before that, after any stray bytes between messages (an extra CRLF). A message longer than the cap
  * keeps its first `cap` bytes and says it was cut. Copies only while a cap is set.
  */
+import { copyBytes } from '../bytes.js';
 const SLACK = 1024;
 
 export interface RawMessage {
@@ -64,7 +65,7 @@ export class RawKeeper {
     const n = to - this.from;
     const keep = Math.min(n, this.cap + SLACK - this.kept);
     if (keep > 0) {
-      this.parts.push(Buffer.from(buf.subarray(this.from, this.from + keep))); // a copy: the caller owns its chunks
+      this.parts.push(copyBytes(buf, this.from, keep)); // a copy: the caller owns its chunks
       this.kept += keep;
     }
     this.seen += n;

@@ -9,6 +9,7 @@ import type { Decoder, DecoderCallbacks } from '../decoder.js';
 import { GrpcMessageReader } from '../grpc/messages.js';
 import { Http2FrameDecoder } from './frames.js';
 import type { HeaderField } from './hpack.js';
+import { copyBytes } from '../bytes.js';
 
 export interface Http2Message {
   streamId: number;
@@ -144,7 +145,7 @@ export class Http2Decoder implements Decoder {
     const keep = this.opts.keepRaw;
     if (keep && data.length > 0) {
       const room = keep - (m.bodySize - data.length);
-      if (room > 0) (m.data ??= []).push(Buffer.from(data.subarray(0, room)));
+      if (room > 0) (m.data ??= []).push(copyBytes(data, 0, Math.min(room, data.length)));
       if (room < data.length) m.dataCut = true;
     }
     if (m.grpc) m.grpc.write(data);
@@ -153,7 +154,7 @@ export class Http2Decoder implements Decoder {
       const room = this.cap - kept;
       if (room > 0 && data.length > 0) {
         // A copy: the frame payload is only valid now.
-        const part = Buffer.from(data.subarray(0, room));
+        const part = copyBytes(data, 0, Math.min(room, data.length));
         m.body = m.body ? Buffer.concat([m.body, part]) : part;
       }
     }
