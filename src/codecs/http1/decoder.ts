@@ -384,15 +384,16 @@ export class Http1Decoder implements Decoder, ParserHandler {
     return ret;
   }
 
-  onBody(chunk: Buffer): void {
+  onBody(chunk: Buffer, at: number, len: number): void {
     const m = this.cur;
     if (!m) return;
-    m.bodySize += chunk.length;
+    m.bodySize += len;
     const room = this.opts.bodyCapture - this.captured;
     if (room > 0) {
-      // A copy: the piece is a view of the caller's chunk.
-      this.bodyParts.push(copyBytes(chunk, 0, Math.min(room, chunk.length)));
-      this.captured += Math.min(room, chunk.length);
+      // A copy: the bytes are the caller's chunk.
+      const n = Math.min(room, len);
+      this.bodyParts.push(copyBytes(chunk, at, n));
+      this.captured += n;
     }
   }
 

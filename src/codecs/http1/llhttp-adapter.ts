@@ -31,8 +31,8 @@ export interface ParserHandler {
    */
   onHeadersComplete(raw: string[], method: string | undefined, url: string, statusCode: number,
     statusMessage: string, upgrade: boolean, versionMajor: number, versionMinor: number): number;
-  /** A piece of body: a view of the caller's chunk (copy what you keep). */
-  onBody(chunk: Buffer): void;
+  /** A piece of body: `len` bytes at `at` in the caller's chunk (copy what you keep; no view is made). */
+  onBody(chunk: Buffer, at: number, len: number): void;
   /** The message is complete; `trailers` as [name, value, ...], or null. */
   onMessageComplete(trailers: string[] | null): void;
   /**
@@ -388,7 +388,7 @@ export class Llhttp {
 
   body(at: number, len: number): number {
     const from = this.base + at - this.input;
-    this.handler.onBody(this.chunk.subarray(from, from + len));
+    this.handler.onBody(this.chunk, from, len);
     return 0;
   }
 
