@@ -37,7 +37,7 @@ export function shortString(b: Buffer, start: number, n: number): string | undef
   }
   for (let i = start; i < start + n; i++) if (b[i] >= 0x80) return undefined;
   const text = (b as LatinBuffer).latin1Slice(start, start + n);
-  b.copy(slotBytes, at, start, start + n);
+  for (let k = 0; k < n; k++) slotBytes[at + k] = b[start + k]; // ≤ 64 bytes: Buffer#copy's checks cost more
   slotLength[slot] = n;
   slotText[slot] = text;
   return text;
