@@ -68,6 +68,19 @@ describe('capture files', () => {
     }
   });
 
+  it('addresses that share a slot of the address-text cache are told apart (IPv4 and IPv6)', () => {
+    // Pairs that land in the same slot (IPv4: the bytes XORed; IPv6: its last bytes): each comes back as itself.
+    const pairs: [string, string, boolean][] = [['10.0.0.1', '10.0.1.0', false], ['fd00::1', 'fe00::1', true]];
+    for (const [a, b, v6] of pairs) {
+      for (const ip of [a, b, a]) {
+        const peer = v6 ? 'fd00::99' : '10.9.9.9';
+        const p = tcpPackets(exchange, { cip: ip, cport: 40000, sip: peer, sport: 80 }, v6);
+        const { records } = read(pcapFile(101, p.map((x) => ({ data: x.ip, time: x.time }))));
+        expect(records.map((r) => [r.client.ip, r.server.ip])).toEqual([[ip, peer], [ip, peer]]);
+      }
+    }
+  });
+
   it('reassembly: out of order, retransmitted and overlapping segments give the same records', () => {
     const body = Buffer.from('0123456789'.repeat(50));
     const req = Buffer.concat([Buffer.from(crlf(`POST /big HTTP/1.1\nContent-Length: ${body.length}\n\n`)), body]);
