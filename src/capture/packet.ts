@@ -151,13 +151,13 @@ function u32(f: Uint8Array, at: number): number {
  * Addresses recently made into text, direct-mapped by the address: a capture has few hosts and every packet
  * names two, so the text is made once, and the same string each time lets the flow table's keys repeat.
  */
-const V4_SLOTS = 256;
-const v4Addr = new Float64Array(V4_SLOTS).fill(-1);
-const v4Text: string[] = new Array(V4_SLOTS).fill('');
+const ADDR_SLOTS = 256;
+const v4Addr = new Float64Array(ADDR_SLOTS).fill(-1);
+const v4Text: string[] = new Array(ADDR_SLOTS).fill('');
 
 function ipv4Text(f: Uint8Array, at: number): string {
   const a = u32(f, at);
-  const slot = (a ^ (a >>> 8) ^ (a >>> 16) ^ (a >>> 24)) & (V4_SLOTS - 1);
+  const slot = (a ^ (a >>> 8) ^ (a >>> 16) ^ (a >>> 24)) & (ADDR_SLOTS - 1);
   if (v4Addr[slot] === a) return v4Text[slot];
   const text = `${f[at]}.${f[at + 1]}.${f[at + 2]}.${f[at + 3]}`;
   v4Addr[slot] = a;
@@ -165,12 +165,12 @@ function ipv4Text(f: Uint8Array, at: number): string {
   return text;
 }
 
-/** IPv6 addresses made into text recently, direct-mapped like IPv4's and checked byte for byte. */
-const v6Bytes = new Uint8Array(V4_SLOTS * 16);
-const v6Text: (string | null)[] = new Array(V4_SLOTS).fill(null);
+/** IPv6 addresses made into text recently: as many slots as IPv4's, checked byte for byte. */
+const v6Bytes = new Uint8Array(ADDR_SLOTS * 16);
+const v6Text: (string | null)[] = new Array(ADDR_SLOTS).fill(null);
 
 function ipv6Text(f: Uint8Array, at: number): string {
-  const slot = (f[at + 15] ^ (f[at + 14] << 3) ^ (f[at + 13] << 5) ^ f[at + 7]) & (V4_SLOTS - 1);
+  const slot = (f[at + 15] ^ (f[at + 14] << 3) ^ (f[at + 13] << 5) ^ f[at + 7]) & (ADDR_SLOTS - 1);
   const known = v6Text[slot];
   if (known !== null) {
     let k = 0;

@@ -101,8 +101,13 @@ function pathOf(target: string, method: string | undefined): string {
     const slash = t.indexOf('/', t.indexOf('//') + 2);
     t = slash < 0 ? '/' : t.slice(slash);
   }
-  const q = t.indexOf('?');
-  return q < 0 ? t : t.slice(0, q);
+  return withoutQuery(t);
+}
+
+/** A request target or path without its query. */
+export function withoutQuery(target: string): string {
+  const q = target.indexOf('?');
+  return q < 0 ? target : target.slice(0, q);
 }
 
 function hostOf(target: string): string | null {

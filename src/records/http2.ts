@@ -7,6 +7,7 @@ import { protobufDump } from '../codecs/grpc/protobuf-dump.js';
 import type { ProtoRegistry } from '../codecs/grpc/schemas.js';
 import { lowerCaseLookup, traceContext } from '../trace.js';
 import { joined, withBody } from './body.js';
+import { withoutQuery } from './http1.js';
 import type { RecordContext } from './context.js';
 import { durationOf, grpcStatusClass, grpcStatusFromHttp, httpStatusClass } from './status.js';
 import type {
@@ -155,9 +156,7 @@ export function grpcRecord(ctx: Http2RecordContext, s: Http2Exchange): GrpcRecor
 }
 
 function endpointOf(path: string | null): string {
-  if (path === null) return '';
-  const q = path.indexOf('?');
-  return q < 0 ? path : path.slice(0, q);
+  return path === null ? '' : withoutQuery(path);
 }
 
 /** `/pkg.Service/Method` → its two names; a connection calls few methods, so the last few are kept. */
