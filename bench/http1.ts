@@ -52,11 +52,32 @@ function bareParsers(mod: { HTTPParser: ParserCtor & Record<string, number> }) {
   return { client: make(HTTPParser.REQUEST), server: make(HTTPParser.RESPONSE) };
 }
 
+/** undici's llhttp wasm, as flowtap loads it, with callbacks that return at once: one request and one response parser. */
+let wasmModule: WebAssembly.Module | null = null;
+function bareWasm(): { execute(side: 'client' | 'server', chunk: Buffer): void } {
+  wasmModule ??= new WebAssembly.Module(require('undici/lib/llhttp/llhttp_simd-wasm.js') as Uint8Array<ArrayBuffer>);
+  const noop = () => 0;
+  const env = Object.fromEntries(['message_begin', 'url', 'status', 'header_field', 'header_value', 'headers_complete', 'body',
+    'message_complete'].map((k) => [`wasm_on_${k}`, noop]));
+  const x = new WebAssembly.Instance(wasmModule, { env }).exports as unknown as {
+    memory: WebAssembly.Memory; _initialize?: () => void; malloc(n: number): number;
+    llhttp_alloc(t: number): number; llhttp_execute(p: number, at: number, n: number): number; };
+  x._initialize?.();
+  const parsers = { client: x.llhttp_alloc(1), server: x.llhttp_alloc(2) };
+  const at = x.malloc(64 * 1024);
+  return {
+    execute(side, chunk) {
+      new Uint8Array(x.memory.buffer, at, chunk.length).set(chunk);
+      if (x.llhttp_execute(parsers[side], at, chunk.length) !== 0) throw new Error('llhttp wasm: parse error on the corpus');
+    },
+  };
+}
+
 export function benchHttp1(): BenchResult {
   const EX = 20_000;
   const input = corpus(EX);
   const bytes = input.reduce((n, c) => n + c.chunk.length, 0);
-  const [flowtap, decoders, llhttp, hpjs] = compare([
+  const [flowtap, decoders, llhttp, wasm, hpjs] = compare([
     {
       name: 'flowtap (full records)',
       fn: () => {
@@ -90,6 +111,14 @@ export function benchHttp1(): BenchResult {
       },
     },
     {
+      // The parser flowtap runs, with nothing built: what is left of flowtap's time is its own JS.
+      name: "undici's llhttp wasm (no-op callbacks)",
+      fn: () => {
+        const p = bareWasm();
+        for (const { side, chunk } of input) p.execute(side, chunk);
+      },
+    },
+    {
       name: 'http-parser-js (no-op callbacks)',
       fn: () => {
         const p = bareParsers(require('http-parser-js'));
@@ -100,11 +129,12 @@ export function benchHttp1(): BenchResult {
   return {
     name: 'http1',
     unit: 'exchanges/s, median of 15 interleaved rounds',
-    results: [flowtap, decoders, llhttp, hpjs],
+    results: [flowtap, decoders, llhttp, wasm, hpjs],
     ratios: {
       'flowtap/llhttp': ratio(flowtap, llhttp),
       'flowtap/http-parser-js': ratio(flowtap, hpjs),
       'decoders only/llhttp': ratio(decoders, llhttp),
+      'flowtap/its wasm parser alone': ratio(flowtap, wasm),
     },
     targets: { 'flowtap/llhttp': 1, 'flowtap/http-parser-js': 2 },
   };
