@@ -55,7 +55,11 @@ function bareParsers(mod: { HTTPParser: ParserCtor & Record<string, number> }) {
 /** undici's llhttp wasm, as flowtap loads it, with callbacks that return at once: one request and one response parser. */
 let wasmModule: WebAssembly.Module | null = null;
 function bareWasm(): { execute(side: 'client' | 'server', chunk: Buffer): void } {
-  wasmModule ??= new WebAssembly.Module(require('undici/lib/llhttp/llhttp_simd-wasm.js') as Uint8Array<ArrayBuffer>);
+  if (!wasmModule) {
+    // The build flowtap would load: SIMD where the engine has it, else the plain one.
+    try { wasmModule = new WebAssembly.Module(require('undici/lib/llhttp/llhttp_simd-wasm.js') as Uint8Array<ArrayBuffer>); }
+    catch { wasmModule = new WebAssembly.Module(require('undici/lib/llhttp/llhttp-wasm.js') as Uint8Array<ArrayBuffer>); }
+  }
   const noop = () => 0;
   const env = Object.fromEntries(['message_begin', 'url', 'status', 'header_field', 'header_value', 'headers_complete', 'body',
     'message_complete'].map((k) => [`wasm_on_${k}`, noop]));
