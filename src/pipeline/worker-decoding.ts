@@ -46,12 +46,15 @@ export interface Reply { seq: number; acked: number; records: { text: string; co
 export const RECORDS_PER_PART = 256;
 
 /**
- * How long chunks gather before they go to the thread. Each batch costs a message both ways; per tick
- * under load that was most of the hand-off's CPU. Measured at 8k requests/s over 16 connections: per tick
- * 911–933 ms CPU per 10k requests and 16.4k/s under wrk -c16; 4 ms, 538–661 ms and 22.5–23.2k/s (1, 2 and
- * 10 ms did no better). Forwarding never waits for it; records arrive up to this much later.
+ * How long chunks gather before they go to the thread. Each batch costs a message both ways, and on a VM
+ * each wake of the thread costs more than its messages: the first exchanges after a sleep decode at half
+ * speed or worse (in one thread, 32 exchanges every 4 ms cost 13.8–16.9 µs each, 128 every 4 ms 10.0–11.9,
+ * back to back 7.5–10.6). Measured through the tap, CPU per 10k requests, five rounds each: at 8k/s 4 ms
+ * gave 583–713 ms and 16 ms 561–641 (lower in every round); at 3k/s 955–1370 and 814–1133. Per tick
+ * (before 4 ms) it was 911–933 at 8k/s. wrk -c16 throughput did not tell 4, 16 and 32 ms apart. A full
+ * batch buffer goes at once. Forwarding never waits for it; records arrive up to this much later.
  */
-const BATCH_MS = 4;
+const BATCH_MS = 16;
 
 export interface WorkerDecodingEvents {
   /** Records as JSON lines (`text` ends with a newline), a part at a time. */
