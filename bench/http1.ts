@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 // The built package, as users run it (tsx would add its own helpers to src/ code).
 import { Conversation, http1Decoder } from '../dist/index.js';
+import { instantiate, memoryOf } from '../src/codecs/http1/llhttp-wasm.js';
 import { compare, ratio, type BenchResult } from './measure.js';
 
 const require = createRequire(import.meta.url);
@@ -52,27 +53,23 @@ function bareParsers(mod: { HTTPParser: ParserCtor & Record<string, number> }) {
   return { client: make(HTTPParser.REQUEST), server: make(HTTPParser.RESPONSE) };
 }
 
-/** undici's llhttp wasm, as flowtap loads it, with callbacks that return at once: one request and one response parser. */
-let wasmModule: WebAssembly.Module | null = null;
+/**
+ * undici's llhttp wasm, loaded by flowtap's own loader (`instantiate`), with callbacks that return at once:
+ * one request and one response parser.
+ */
+let bare: { execute(side: 'client' | 'server', chunk: Buffer): void } | null = null;
 function bareWasm(): { execute(side: 'client' | 'server', chunk: Buffer): void } {
-  if (!wasmModule) {
-    // The build flowtap would load: SIMD where the engine has it, else the plain one.
-    try { wasmModule = new WebAssembly.Module(require('undici/lib/llhttp/llhttp_simd-wasm.js') as Uint8Array<ArrayBuffer>); }
-    catch { wasmModule = new WebAssembly.Module(require('undici/lib/llhttp/llhttp-wasm.js') as Uint8Array<ArrayBuffer>); }
-  }
+  // Made once (compiling the module is not parsing); the corpus ends between messages, so passes reuse it.
+  if (bare) return bare;
   const noop = () => 0;
   const env = Object.fromEntries(['message_begin', 'url', 'status', 'header_field', 'header_value', 'headers_complete', 'body',
     'message_complete'].map((k) => [`wasm_on_${k}`, noop]));
-  const x = new WebAssembly.Instance(wasmModule, { env }).exports as unknown as {
-    memory: WebAssembly.Memory; _initialize?: () => void; malloc(n: number): number;
-    llhttp_alloc(t: number): number; llhttp_execute(p: number, at: number, n: number): number; };
-  x._initialize?.();
-  const parsers = { client: x.llhttp_alloc(1), server: x.llhttp_alloc(2) };
-  const at = x.malloc(64 * 1024);
-  return {
+  const w = instantiate(env, 64 * 1024);
+  const parsers = { client: w.x.llhttp_alloc(1), server: w.x.llhttp_alloc(2) };
+  return bare = {
     execute(side, chunk) {
-      new Uint8Array(x.memory.buffer, at, chunk.length).set(chunk);
-      if (x.llhttp_execute(parsers[side], at, chunk.length) !== 0) throw new Error('llhttp wasm: parse error on the corpus');
+      memoryOf(w).set(chunk, w.arena);
+      if (w.x.llhttp_execute(parsers[side], w.arena, chunk.length) !== 0) throw new Error('llhttp wasm: parse error on the corpus');
     },
   };
 }
