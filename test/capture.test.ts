@@ -69,8 +69,8 @@ describe('capture files', () => {
   });
 
   it('addresses that share a slot of the address-text cache are told apart (IPv4 and IPv6)', () => {
-    // Pairs that land in the same slot (IPv4: the bytes XORed; IPv6: its last bytes): each comes back as itself.
-    const pairs: [string, string, boolean][] = [['10.0.0.1', '10.0.1.0', false], ['fd00::1', 'fe00::1', true]];
+    // Pairs that land in the same slot (IPv4: Fibonacci hashing of the address; IPv6: its last bytes): each comes back as itself.
+    const pairs: [string, string, boolean][] = [['10.0.0.1', '10.0.16.86', false], ['fd00::1', 'fe00::1', true]];
     for (const [a, b, v6] of pairs) {
       for (const ip of [a, b, a]) {
         const peer = v6 ? 'fd00::99' : '10.9.9.9';
@@ -79,6 +79,27 @@ describe('capture files', () => {
         expect(records.map((r) => [r.client.ip, r.server.ip])).toEqual([[ip, peer], [ip, peer]]);
       }
     }
+  });
+
+  it('600 connections open at once (more than the release interval): every exchange, in time order, ids by opening', () => {
+    // Packets of all connections interleaved round-robin, so all are open together; then each closes.
+    const N = 600;
+    const flows = Array.from({ length: N }, (_, f) =>
+      tcpPackets(exchange, { cip: `10.0.${f >> 8}.${f & 255}`, cport: 40000 + f, sip: '10.1.0.1', sport: 80 }));
+    const packets: { data: Buffer; time: number }[] = [];
+    let t = 1_700_000_000_000;
+    for (let i = 0; i < flows[0].length; i++) for (const f of flows) packets.push({ data: f[i].ip, time: (t += 0.01) });
+    const { records } = read(pcapFile(101, packets));
+    expect(records).toHaveLength(2 * N);
+    for (let i = 1; i < records.length; i++) expect(records[i].startTime).toBeGreaterThanOrEqual(records[i - 1].startTime);
+    for (const r of records) {
+      const f = r.client.port - 40000;
+      expect(r.client.ip).toBe(`10.0.${f >> 8}.${f & 255}`);
+      // Connections get ids in the order they opened (their SYNs came in flow order).
+      expect(r.connectionId).toBe(String(f + 1));
+    }
+    expect(records.filter((r) => r.endpoint === '/one')).toHaveLength(N);
+    expect(records.filter((r) => r.endpoint === '/two' && r.code === 500)).toHaveLength(N);
   });
 
   it('reassembly: out of order, retransmitted and overlapping segments give the same records', () => {

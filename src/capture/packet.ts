@@ -148,16 +148,18 @@ function u32(f: Uint8Array, at: number): number {
 }
 
 /**
- * Addresses recently made into text, direct-mapped by the address: a capture has few hosts and every packet
- * names two, so the text is made once, and the same string each time lets the flow table's keys repeat.
+ * Addresses recently made into text, direct-mapped by the address: every packet names two, so the text is
+ * made once, and the same string each time lets the flow table's keys repeat. Slots for a few thousand
+ * hosts (a capture in front of a busy service sees many clients): 256 thrashed at 1000 client addresses.
  */
-const ADDR_SLOTS = 256;
+const ADDR_SLOTS = 4096;
+const ADDR_BITS = 12;
 const v4Addr = new Float64Array(ADDR_SLOTS).fill(-1);
 const v4Text: string[] = new Array(ADDR_SLOTS).fill('');
 
 function ipv4Text(f: Uint8Array, at: number): string {
   const a = u32(f, at);
-  const slot = (a ^ (a >>> 8) ^ (a >>> 16) ^ (a >>> 24)) & (ADDR_SLOTS - 1);
+  const slot = Math.imul(a, 0x9e3779b1) >>> (32 - ADDR_BITS); // Fibonacci hashing: every byte moves the slot
   if (v4Addr[slot] === a) return v4Text[slot];
   const text = `${f[at]}.${f[at + 1]}.${f[at + 2]}.${f[at + 3]}`;
   v4Addr[slot] = a;
