@@ -1,5 +1,6 @@
 import type { AnyRecord, Peer } from '../records/types.js';
 import { Conversation } from '../pipeline/conversation.js';
+import { withOptions } from '../pipeline/options.js';
 import { deliver, type UserErrorHandler } from '../pipeline/deliver.js';
 import { detect, DETECT_BYTES } from '../pipeline/detect.js';
 import { protocols as builtin } from '../pipeline/protocols.js';
@@ -180,16 +181,15 @@ export class FlowTable {
     flow.clientKey = clientKey;
     const [client, server] = keyOf(flow.a.ip, flow.a.port) === clientKey ? [flow.a, flow.b] : [flow.b, flow.a];
     const forced = this.opts.decode?.[server.port];
-    flow.conversation = new Conversation({
-      ...this.opts,
+    flow.conversation = new Conversation(withOptions(this.opts, {
       client, server,
       connectionId: String(this.nextId++),
       protocol: forced ?? 'auto',
       midStream: !flow.sawSyn,
       // Records wait in the heap; the user's callback is called (behind the boundary) when they leave it.
-      onRecord: (r) => this.out.push(r),
+      onRecord: (r: AnyRecord) => this.out.push(r),
       onUserError: undefined,
-    });
+    }));
     const early = flow.early;
     flow.early = [];
     flow.earlyBytes = 0;

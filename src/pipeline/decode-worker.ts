@@ -7,6 +7,7 @@ import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Conversation } from './conversation.js';
+import { withOptions } from './options.js';
 import { masker } from './stages.js';
 import type { AnyRecord, Peer, TlsInfo } from '../records/types.js';
 import { RECORDS_PER_PART, type Batch, type Reply, type WorkerDecodeOptions } from './worker-decoding.js';
@@ -30,12 +31,12 @@ const SIDES = ['client', 'server'] as const;
 
 function open(id: number, client: Peer, server: Peer, tls: TlsInfo | null): void {
   try {
-    live.set(id, new Conversation({
-      ...opts.session, client, server, connectionId: (opts.connectionIdPrefix ?? '') + id,
+    live.set(id, new Conversation(withOptions(opts.session, {
+      client, server, connectionId: (opts.connectionIdPrefix ?? '') + id,
       protocol: opts.protocol ?? (tls?.alpn === 'h2' ? 'http2' : 'auto'),
-      onRecord: tls ? (r) => { r.tls = tls; keep(r); } : keep,
+      onRecord: tls ? (r: AnyRecord) => { r.tls = tls; keep(r); } : keep,
       onUserError: () => {}, // pushing to an array does not throw
-    }));
+    })));
   } catch (e) {
     errors.push({ id, message: (e as Error).message });
   }

@@ -14,6 +14,7 @@ import { deliver, deliverLines, forEachLine, type RecordCallbackError } from './
 import { masker, type MaskOptions } from './stages.js';
 import { attachWire, wireOf } from '../records/wire.js';
 import { Conversation } from './conversation.js';
+import { withOptions } from './options.js';
 import { WorkerDecoding, type RemoteConversation } from './worker-decoding.js';
 import type { SessionOptions, Side } from './session.js';
 
@@ -220,13 +221,12 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
       conversation = this.worker.open(n, clientPeer, upstreamPeer, tlsInfo);
       this.infos.set(connectionId, info);
     } else try {
-      conversation = new Conversation({
-        ...this.opts,
+      conversation = new Conversation(withOptions(this.opts, {
         keepRaw: this.opts.keepRaw ?? (this.opts.mirror ? 1 << 20 : undefined),
         client: clientPeer, server: upstreamPeer, connectionId,
         protocol: this.opts.protocol ?? (tlsInfo?.alpn === 'h2' ? 'http2' : 'auto'),
-        onRecord: tlsInfo ? (r) => { r.tls = tlsInfo; this.record(r); } : (r) => this.record(r),
-      });
+        onRecord: tlsInfo ? (r: AnyRecord) => { r.tls = tlsInfo; this.record(r); } : (r: AnyRecord) => this.record(r),
+      }));
     } catch (e) {
       this.tapFailed(e as Error, info, null);
     }

@@ -5,6 +5,7 @@
  * with keys that do not fit, the connection is one record of what the handshake shows.
  */
 import { Conversation } from '../../pipeline/conversation.js';
+import { withOptions } from '../../pipeline/options.js';
 import { protocols as builtin } from '../../pipeline/protocols.js';
 import type { ProtocolModule, ProtocolSession, SessionContext, Side } from '../../pipeline/session.js';
 import { http1Record } from '../../records/http1.js';
@@ -216,11 +217,11 @@ export class TlsSession implements ProtocolSession {
       const protocol = protocols.some((p) => p.name === chosen) ? chosen : 'auto';
       const info = this.info();
       const { emit } = this.ctx;
-      this.inner = new Conversation({
-        ...this.ctx.options, midStream: false, protocols,
+      this.inner = new Conversation(withOptions(this.ctx.options, {
+        midStream: false, protocols,
         client: this.ctx.client, server: this.ctx.server, connectionId: this.ctx.connectionId, protocol,
         onRecord: (r: AnyRecord) => { r.tls = info; emit(r); },
-      });
+      }));
     }
     this.inner.write(side, data, time);
   }

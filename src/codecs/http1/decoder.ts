@@ -88,7 +88,9 @@ const METHOD_STARTS = ['GET ', 'POST ', 'PUT ', 'DELETE ', 'HEAD ', 'OPTIONS ', 
 
 export class Http1Decoder implements Decoder, ParserHandler {
   private readonly parser: Llhttp;
-  private readonly opts: Required<Pick<Http1DecoderOptions, 'bodyCapture' | 'maxHold'>> & Http1DecoderOptions;
+  private readonly opts: Http1DecoderOptions;
+  private readonly bodyCapture: number;
+  private readonly maxHold: number;
   private mode = Mode.Http;
   private time = 0;
   private readonly raw: RawKeeper | null;
@@ -118,7 +120,10 @@ export class Http1Decoder implements Decoder, ParserHandler {
   private headsDone = false;
 
   constructor(options: Http1DecoderOptions) {
-    this.opts = { ...options, bodyCapture: options.bodyCapture ?? 4096, maxHold: options.maxHold ?? 1 << 20 };
+    // A copy (onTunnel is cleared on it after an upgrade), with no keys added: see pipeline/options.ts.
+    this.opts = { ...options };
+    this.bodyCapture = options.bodyCapture ?? 4096;
+    this.maxHold = options.maxHold ?? 1 << 20;
     this.parser = new Llhttp(options.type, options.maxHeaderSize ?? 64 * 1024, this);
     if (options.midStream) { this.mode = Mode.Resync; this.atLineStart = true; }
     this.raw = options.keepRaw ? new RawKeeper(options.keepRaw) : null;
@@ -243,7 +248,7 @@ export class Http1Decoder implements Decoder, ParserHandler {
   }
 
   private hold(chunk: Uint8Array): void {
-    if (this.heldBytes + chunk.length > this.opts.maxHold) {
+    if (this.heldBytes + chunk.length > this.maxHold) {
       // Nobody sends this much before an answer to an upgrade unless the answer was yes.
       this.upgradeAnswered(true);
       this.opts.onTunnel?.(chunk, this.time);
@@ -318,7 +323,7 @@ export class Http1Decoder implements Decoder, ParserHandler {
   /** `n` body bytes the capture lost: counted as body (zeros through the parser), never captured. */
   private fill(n: number): void {
     this.lost += n;
-    this.captured = this.opts.bodyCapture; // what follows a hole is not the body's next bytes
+    this.captured = this.bodyCapture; // what follows a hole is not the body's next bytes
     this.raw?.reset();
     for (let left = n; left > 0;) {
       const k = Math.min(left, ZEROS.length);
@@ -388,7 +393,7 @@ export class Http1Decoder implements Decoder, ParserHandler {
     const m = this.cur;
     if (!m) return;
     m.bodySize += len;
-    const room = this.opts.bodyCapture - this.captured;
+    const room = this.bodyCapture - this.captured;
     if (room > 0) {
       // A copy: the bytes are the caller's chunk.
       const n = Math.min(room, len);
