@@ -154,6 +154,34 @@ describe('Hessian class definitions seen before', () => {
   });
 });
 
+describe('Hessian lists with a length', () => {
+  it('a negative length is an error, read or skipped (-1 and -2 once meant "until Z" and "nothing open" inside the reader)', () => {
+    // 'X' (untyped) and 'V' + type (typed) fixed-length lists, the length as a 32-bit int, then bytes that
+    // would read as values: a 16-byte body found by the skip-vs-read fuzz test, and its relatives.
+    const int32 = (n: number) => { const b = Buffer.alloc(5); b[0] = 0x49; b.writeInt32BE(n, 1); return b; };
+    const tail = Buffer.from('096e6f7420666f776e64', 'hex'); // a 9-character string, cut short
+    const typed = Buffer.concat([Buffer.from([0x56]), Buffer.from([0x04]), Buffer.from('java')]);
+    for (const n of [-1, -2, -3, -4, -5, -(2 ** 31)]) {
+      for (const head of [Buffer.from([0x58]), typed]) {
+        const body = Buffer.concat([head, int32(n), tail]);
+        const read = new Hessian2Reader(body);
+        read.read();
+        expect(read.error).toBe(`list length ${n} is negative`);
+        const skipped = new Hessian2Reader(body);
+        skipped.skip();
+        expect(skipped.error).toBe(`list length ${n} is negative`);
+      }
+    }
+    // Lengths that fit still read, both ways.
+    const ok = Buffer.concat([Buffer.from([0x58]), int32(2), Buffer.from([0x91, 0x92])]);
+    const r = new Hessian2Reader(ok);
+    expect(r.read()).toEqual([1, 2]);
+    const s = new Hessian2Reader(ok);
+    s.skip();
+    expect([s.pos, s.error]).toEqual([ok.length, null]);
+  });
+});
+
 describe('Dubbo framing', () => {
   const req = encodeRequest({ requestId: 1, service: 'a.B', method: 'm', parameterTypes: 'I', args: [7], attachments: { k: 'v' } });
   const res = encodeResponse({ requestId: 1, value: 'ok' });

@@ -145,6 +145,7 @@ export class Hessian2Reader {
   /** A skipped list of `n` values: its reference slot taken, its length checked against the body. */
   private listLength(n: number): number {
     if (this.error) return NONE;
+    if (n < 0) { this.fail(`list length ${n} is negative`); return NONE; }
     if (n > this.end - this.pos) { this.fail(`list length ${n} is larger than the body`); return NONE; }
     this.refs.push(SKIPPED);
     return n;
@@ -263,9 +264,9 @@ export class Hessian2Reader {
       case K.MapUntyped: return this.map(skip);
       case K.MapTyped: this.type(); return this.map(skip);
       case K.ListTypedVar: this.type(); return this.list(-1, skip);
-      case K.ListTyped: this.type(); return this.list(this.readInt(), skip);
+      case K.ListTyped: this.type(); return this.fixedList(this.readInt(), skip);
       case K.ListVar: return this.list(-1, skip);
-      case K.List: return this.list(this.readInt(), skip);
+      case K.List: return this.fixedList(this.readInt(), skip);
       case K.ListTypedCompact: this.type(); return this.list(c - 0x70, skip);
       case K.ListCompact: return this.list(c - 0x78, skip);
       default: return this.fail(`unknown Hessian code 0x${c.toString(16)} at byte ${this.pos - 1}`);
@@ -447,6 +448,14 @@ export class Hessian2Reader {
     return undefined;
   }
 
+  /** A list whose length the body gives: negative is malformed (Java's reader cannot make such an array). */
+  private fixedList(length: number, skip: boolean): unknown {
+    if (this.error) return undefined;
+    if (length < 0) return this.fail(`list length ${length} is negative`);
+    return this.list(length, skip);
+  }
+
+  /** `length` values, or up to the closing Z when -1 (the variable-length forms). */
   private list(length: number, skip: boolean): unknown {
     if (length > this.end - this.pos) return this.fail(`list length ${length} is larger than the body`);
     const arr: unknown[] | null = skip ? null : [];
