@@ -145,10 +145,20 @@ export class Hessian2Reader {
   /** A skipped list of `n` values: its reference slot taken, its length checked against the body. */
   private listLength(n: number): number {
     if (this.error) return NONE;
-    if (n < 0) { this.fail(`list length ${n} is negative`); return NONE; }
-    if (n > this.end - this.pos) { this.fail(`list length ${n} is larger than the body`); return NONE; }
+    const bad = this.badListLength(n);
+    if (bad !== null) { this.fail(bad); return NONE; }
     this.refs.push(SKIPPED);
     return n;
+  }
+
+  /**
+   * Why a list length the body gives cannot be right, or null; the one check for reading and skipping.
+   * Negative is malformed (Java's reader cannot make such an array), and here it would pass for a marker.
+   */
+  private badListLength(n: number): string | null {
+    if (n < 0) return `list length ${n} is negative`;
+    if (n > this.end - this.pos) return `list length ${n} is larger than the body`;
+    return null;
   }
 
   /** A string or null; anything else is an error. */
@@ -267,8 +277,8 @@ export class Hessian2Reader {
       case K.ListTyped: this.type(); return this.fixedList(this.readInt(), skip);
       case K.ListVar: return this.list(-1, skip);
       case K.List: return this.fixedList(this.readInt(), skip);
-      case K.ListTypedCompact: this.type(); return this.list(c - 0x70, skip);
-      case K.ListCompact: return this.list(c - 0x78, skip);
+      case K.ListTypedCompact: this.type(); return this.fixedList(c - 0x70, skip);
+      case K.ListCompact: return this.fixedList(c - 0x78, skip);
       default: return this.fail(`unknown Hessian code 0x${c.toString(16)} at byte ${this.pos - 1}`);
     }
   }
@@ -448,16 +458,15 @@ export class Hessian2Reader {
     return undefined;
   }
 
-  /** A list whose length the body gives: negative is malformed (Java's reader cannot make such an array). */
+  /** A list whose length the body gives, checked as `skip()` checks it. */
   private fixedList(length: number, skip: boolean): unknown {
     if (this.error) return undefined;
-    if (length < 0) return this.fail(`list length ${length} is negative`);
-    return this.list(length, skip);
+    const bad = this.badListLength(length);
+    return bad !== null ? this.fail(bad) : this.list(length, skip);
   }
 
-  /** `length` values, or up to the closing Z when -1 (the variable-length forms). */
+  /** `length` values (checked by the caller), or up to the closing Z when -1 (the variable-length forms). */
   private list(length: number, skip: boolean): unknown {
-    if (length > this.end - this.pos) return this.fail(`list length ${length} is larger than the body`);
     const arr: unknown[] | null = skip ? null : [];
     this.refs.push(skip ? SKIPPED : arr);
     if (length >= 0) {
