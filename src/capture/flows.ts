@@ -7,6 +7,7 @@ import { protocols as builtin } from '../pipeline/protocols.js';
 import type { ProtocolModule, SessionOptions, Side } from '../pipeline/session.js';
 import type { TcpSegment } from './packet.js';
 import { TcpStream } from './reassembly.js';
+import { TimeHeap } from './time-heap.js';
 
 export interface FlowOptions extends SessionOptions {
   /** Force a protocol for connections to a server port: `{ 3550: 'http2' }`. */
@@ -19,11 +20,36 @@ export interface FlowOptions extends SessionOptions {
 
 interface Direction { stream: TcpStream }
 
+/** What the flow table asks of a connection's decoding: a `Conversation` here, or one in a worker thread. */
+export interface FlowConversation {
+  write(side: Side, chunk: Uint8Array, time: number): void;
+  gap(side: Side, length: number, time: number): void;
+  end(side: Side, time: number): void;
+  close(time: number): void;
+  expire(before: number): void;
+  /** Start time of the oldest exchange still open (Infinity when none, or when another thread knows it). */
+  oldestPending(): number;
+  /** After close: whether it counts as undecoded here (a worker counts its own). */
+  undecoded(): boolean;
+}
+
+/**
+ * Where connections are decoded and records wait for their turn. The default decodes in this thread and
+ * keeps records in a heap by startTime; `flowtap read --threads` decodes in worker threads (parallel.ts).
+ */
+export interface FlowBackend {
+  open(o: { client: Peer; server: Peer; connectionId: string; protocol: string; midStream: boolean }): FlowConversation;
+  /** Release every record no open exchange can precede: `watermark` is what this table knows of that. */
+  release(watermark: number): void;
+  /** End of capture: every record is released. */
+  end(): void;
+}
+
 /** One TCP connection seen in a capture. */
 class Flow {
   /** Endpoint key of the side that opened (or is judged to have opened) the connection. */
   clientKey: string | null = null;
-  conversation: Conversation | null = null;
+  conversation: FlowConversation | null = null;
   /** Bytes that arrived before client and server could be told apart. */
   early: { key: string; chunk: Buffer | null; gap: number; time: number }[] = [];
   earlyBytes = 0;
@@ -46,19 +72,19 @@ interface TupleKeys { srcIp: string; dstIp: string; src: string; dst: string; id
 export class FlowTable {
   private readonly flows = new Map<string, Flow>();
   private readonly tuples = new Map<number, TupleKeys>();
-  private readonly out: RecordHeap = new RecordHeap();
+  private readonly backend: FlowBackend;
   private nextId = 1;
   private now = 0;
   private lastSweep = 0;
   private packetsSinceRelease = 0;
   readonly stats = { connections: 0, undecoded: 0, segments: 0, userErrors: 0 };
   private readonly modules: readonly ProtocolModule[];
-  private readonly emit: (r: AnyRecord) => void;
 
-  constructor(private readonly opts: FlowOptions, onRecord: (r: AnyRecord) => void) {
+  constructor(private readonly opts: FlowOptions, onRecord: (r: AnyRecord) => void, backend?: FlowBackend) {
     this.modules = opts.protocols ?? builtin;
     const report: UserErrorHandler = (e) => { this.stats.userErrors++; opts.onUserError?.(e); };
-    this.emit = (r) => deliver(onRecord, r, report);
+    const emit = (r: AnyRecord) => deliver(onRecord, r, report);
+    this.backend = backend ?? localBackend(opts, emit);
   }
 
   segment(s: TcpSegment, time: number): void {
@@ -116,7 +142,7 @@ export class FlowTable {
   /** End of capture: every connection's pending exchanges become records; all records are released. */
   end(): void {
     for (const [id, flow] of this.flows) this.finishFlow(id, flow, this.now);
-    this.out.drainAll(this.emit);
+    this.backend.end();
   }
 
   private direction(flow: Flow, key: string): Direction {
@@ -182,15 +208,9 @@ export class FlowTable {
     flow.clientKey = clientKey;
     const [client, server] = keyOf(flow.a.ip, flow.a.port) === clientKey ? [flow.a, flow.b] : [flow.b, flow.a];
     const forced = this.opts.decode?.[server.port];
-    flow.conversation = new Conversation(withOptions(this.opts, {
-      client, server,
-      connectionId: String(this.nextId++),
-      protocol: forced ?? 'auto',
-      midStream: !flow.sawSyn,
-      // Records wait in the heap; the user's callback is called (behind the boundary) when they leave it.
-      onRecord: (r: AnyRecord) => this.out.push(r),
-      onUserError: undefined,
-    }));
+    flow.conversation = this.backend.open({
+      client, server, connectionId: String(this.nextId++), protocol: forced ?? 'auto', midStream: !flow.sawSyn,
+    });
     const early = flow.early;
     flow.early = [];
     flow.earlyBytes = 0;
@@ -208,7 +228,7 @@ export class FlowTable {
         c.end('server', time);
       }
       c.close(time);
-      if (c.protocol === 'unknown' || c.protocol === null) this.stats.undecoded++;
+      if (c.undecoded()) this.stats.undecoded++;
     }
     this.flows.delete(id);
     this.forgetKeys(flow.a, flow.b);
@@ -242,57 +262,20 @@ export class FlowTable {
         : flow.early.length > 0 ? flow.early[0].time : Infinity;
       if (p < watermark) watermark = p;
     }
-    this.out.drainBefore(watermark, this.emit);
+    this.backend.release(watermark);
   }
 }
 
-/** Min-heap of records by startTime (stable for equal times). */
-class RecordHeap {
-  private items: { r: AnyRecord; n: number }[] = [];
-  private seq = 0;
-
-  push(r: AnyRecord): void {
-    const a = this.items;
-    a.push({ r, n: this.seq++ });
-    let i = a.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!less(a[i], a[p])) break;
-      const t = a[i]; a[i] = a[p]; a[p] = t;
-      i = p;
-    }
-  }
-
-  drainBefore(t: number, out: (r: AnyRecord) => void): void {
-    while (this.items.length > 0 && this.items[0].r.startTime <= t) out(this.pop());
-  }
-
-  drainAll(out: (r: AnyRecord) => void): void {
-    while (this.items.length > 0) out(this.pop());
-  }
-
-  private pop(): AnyRecord {
-    const a = this.items;
-    const top = a[0].r;
-    const last = a.pop()!;
-    if (a.length > 0) {
-      a[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < a.length && less(a[l], a[m])) m = l;
-        if (r < a.length && less(a[r], a[m])) m = r;
-        if (m === i) break;
-        const t = a[i]; a[i] = a[m]; a[m] = t;
-        i = m;
-      }
-    }
-    return top;
-  }
-}
-
-function less(x: { r: AnyRecord; n: number }, y: { r: AnyRecord; n: number }): boolean {
-  return x.r.startTime < y.r.startTime || (x.r.startTime === y.r.startTime && x.n < y.n);
+/** Decoding in this thread: a Conversation per connection, records held in a heap until their turn. */
+function localBackend(opts: FlowOptions, emit: (r: AnyRecord) => void): FlowBackend {
+  const heap = new TimeHeap<AnyRecord>();
+  // Records wait in the heap; the user's callback is called (behind the boundary) when they leave it.
+  const onRecord = (r: AnyRecord) => heap.push(r.startTime, r);
+  return {
+    open(o) {
+      return new Conversation(withOptions(opts, { ...o, onRecord, onUserError: undefined }));
+    },
+    release(watermark) { heap.drainBefore(watermark, emit); },
+    end() { heap.drainAll(emit); },
+  };
 }

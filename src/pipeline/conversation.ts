@@ -58,6 +58,11 @@ export class Conversation {
     return this.undecodable ? 'unknown' : null;
   }
 
+  /** No decoder took the connection (or none had yet). */
+  undecoded(): boolean {
+    return this.module === null;
+  }
+
   get tunnelBytes(): { client: number; server: number } {
     return this.session?.tunnelBytes ?? { client: 0, server: 0 };
   }
