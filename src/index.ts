@@ -42,6 +42,7 @@ export type { UserErrorHandler } from './pipeline/deliver.js';
 
 // Capture files.
 export { CaptureDecoder, readCaptureFile } from './capture/read.js';
+export { ParallelCaptureReader, type ParallelReadOptions } from './capture/parallel.js';
 export { KeyLog } from './capture/tls/keylog.js';
 export { tlsProtocol } from './capture/tls/session.js';
 export type { TlsStats } from './capture/tls/session.js';

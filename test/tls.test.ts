@@ -116,6 +116,19 @@ describe.skipIf(skip !== null)('HTTPS from key logs, against the clients and tsh
     expect(cli.stderr).toMatch(/did not decrypt with the key log's secrets/);
   });
 
+  it('decoding threads (--threads 2) print what one thread does: with a key log, with the secrets in pcapng, with a wrong one', () => {
+    const dsb = join(dir, 'tls-dsb-threads.pcapng');
+    execFileSync('editcap', ['--inject-secrets', `tls,${keys}`, pcap, dsb], { stdio: 'ignore' });
+    const wrong = join(dir, 'wrong-threads.log');
+    writeFileSync(wrong, readFileSync(keys, 'latin1').replace(/ ([0-9a-f]+)$/gm, (_, s: string) => ` ${'5a'.repeat(s.length / 2)}`));
+    for (const args of [[pcap, '--keylog', keys], [dsb], [pcap, '--keylog', wrong], [pcap]]) {
+      const one = run('node', [join(__dirname, '../dist/cli.js'), 'read', ...args, '--threads', '1']);
+      expect(one.status).toBe(0);
+      expect(one.stdout.length).toBeGreaterThan(0);
+      expect(run('node', [join(__dirname, '../dist/cli.js'), 'read', ...args, '--threads', '2']), args.join(' ')).toEqual(one);
+    }
+  });
+
   it('without a key log each TLS connection is one record of what its handshake shows', () => {
     const { records } = read(pcap);
     expect(records.every((r) => r.status === 'parse_error' && r.tls !== undefined)).toBe(true);

@@ -1,0 +1,320 @@
+/**
+ * `flowtap read --threads N`: a capture decoded by N threads, with the output of one, byte for byte.
+ *
+ * This thread reads the file, parses packets, reassembles TCP and tells clients from servers (the same
+ * FlowTable as in one thread, ~10% of a read). Each connection is decoded in one of N worker threads
+ * (read-worker.ts) by the same Conversation, and its records come back serialised: decoding and JSON are
+ * ~90% of a read. The order is the one thread's: every op this thread hands out has a number, a record
+ * carries the number of the op that made it, and each point where one thread would release records
+ * (a mark, sent to every worker) releases the same ones here, once every worker has reported its oldest
+ * open exchange at that mark.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Peer } from '../records/types.js';
+import type { Side } from '../pipeline/session.js';
+import { builtScript } from '../worker-script.js';
+import { FlowTable, type FlowBackend, type FlowConversation } from './flows.js';
+import {
+  CLOSE, END, EXPIRE, GAP, MARK, OPEN, SECRETS, STRIDE, WRITE,
+  type LaneBatch, type LaneOpen, type LaneOptions, type LaneReply,
+} from './lane-protocol.js';
+import { tcpSegment } from './packet.js';
+import { CaptureFileReader } from './pcap.js';
+import type { CaptureSummary } from './read.js';
+import { TimeHeap } from './time-heap.js';
+
+export type ParallelReadOptions = LaneOptions & { threads: number };
+
+/**
+ * A batch goes when its bytes or ops are full, and at the end of a `write` once it holds a quarter of
+ * either (a caller writing small pieces does not make a message of each).
+ */
+const BATCH_BYTES = 1 << 20;
+const BATCH_OPS = 1 << 13;
+/** Batches a thread may have unanswered before `write`'s caller is asked to wait (`ready()`). */
+const MAX_IN_FLIGHT = 3;
+const OUT_BYTES = 1 << 18;
+
+interface Line { text: Buffer; at: number; len: number }
+
+/** A reply's records not yet admitted to the heap. */
+interface Pending { meta: Float64Array; text: Buffer; i: number }
+
+class Lane {
+  readonly worker: Worker;
+  ops = new Float64Array(BATCH_OPS * STRIDE);
+  count = 0;
+  bytes = Buffer.allocUnsafeSlow(BATCH_BYTES);
+  used = 0;
+  extras: unknown[] = [];
+  inFlight = 0;
+  readonly pending: Pending[] = [];
+  /** Oldest open exchange this thread reported at each mark from `markBase` on. */
+  mins: number[] = [];
+  markBase = 0;
+  stats: LaneReply['stats'] | null = null;
+
+  constructor(options: LaneOptions, onReply: (lane: Lane, r: LaneReply) => void, onFail: (message: string) => void) {
+    this.worker = new Worker(builtScript('read-worker.js'), { workerData: options });
+    this.worker.on('message', (r: LaneReply) => onReply(this, r));
+    this.worker.on('error', (e) => onFail(`decoding thread failed: ${e.message}`));
+    // Terminated once its last reply is in; before that, an exit is a failure (out of memory, say).
+    this.worker.on('exit', (code) => { if (!this.stats) onFail(`decoding thread exited (code ${code}) before the end of the capture`); });
+  }
+
+  /** Op index and sequence of the next record not yet admitted (Infinity when none has arrived). */
+  headOp(): number {
+    const p = this.pending[0];
+    return p === undefined ? Infinity : p.meta[p.i * 5 + 1];
+  }
+
+  headSeq(): number {
+    const p = this.pending[0];
+    return p.meta[p.i * 5 + 2];
+  }
+}
+
+/** A connection decoded in a lane: every call is an op in the lane's next batch. */
+class RemoteConversation implements FlowConversation {
+  constructor(private readonly r: ParallelCaptureReader, private readonly lane: Lane, private readonly id: number) {}
+  write(side: Side, chunk: Uint8Array, time: number): void { this.r.write_(this.lane, this.id, side, chunk, time); }
+  gap(side: Side, length: number, time: number): void { this.r.op(this.lane, GAP, this.id, side === 'client' ? 0 : 1, length, 0, time); }
+  end(side: Side, time: number): void { this.r.op(this.lane, END, this.id, side === 'client' ? 0 : 1, 0, 0, time); }
+  close(time: number): void { this.r.op(this.lane, CLOSE, this.id, 0, 0, 0, time); }
+  expire(before: number): void { this.r.op(this.lane, EXPIRE, this.id, 0, 0, 0, before); }
+  /** The lane reports it at each mark. */
+  oldestPending(): number { return Infinity; }
+  /** Counted in the lane. */
+  undecoded(): boolean { return false; }
+}
+
+/**
+ * A capture file's bytes in (`write`), its records out as lines (`onOutput`), in the order one thread gives.
+ * Call `ready()` after each write (it resolves when the threads have caught up), and `end()` once.
+ */
+export class ParallelCaptureReader {
+  private readonly reader: CaptureFileReader;
+  private readonly flows: FlowTable;
+  private readonly lanes: Lane[];
+  private opIndex = 0;
+  private connections = 0;
+  /** Every mark: the op index it was given at, and this thread's watermark then. */
+  private marks: { op: number; w: number }[] = [];
+  private markBase = 0;
+  private readonly heap = new TimeHeap<Line>();
+  private out = Buffer.allocUnsafe(OUT_BYTES);
+  private outUsed = 0;
+  private records = 0;
+  private waiting: (() => void) | null = null;
+  private finals = 0;
+  private ending = false;
+  /** A decoding thread failed: nothing more is released. */
+  private broken: string | null = null;
+  /** The file could not be read further (what was read before is still decoded and released). */
+  private unreadable: string | null = null;
+
+  /** Why reading stopped, if it did: the capture's fault, or a decoding thread's. */
+  get error(): string | null {
+    return this.unreadable ?? this.broken;
+  }
+
+  constructor(options: ParallelReadOptions, private readonly onOutput: (bytes: Buffer) => void) {
+    const { threads, ...lane } = options;
+    const onReply = (l: Lane, r: LaneReply) => this.reply(l, r);
+    const onFail = (m: string) => this.fail(m);
+    this.lanes = Array.from({ length: Math.max(1, threads) }, () => new Lane(lane, onReply, onFail));
+    const backend: FlowBackend = {
+      open: (o) => this.open(o),
+      release: (w) => this.release(w),
+      // After every connection's last op: the last batches go.
+      end: () => { for (const l of this.lanes) this.post(l, true); },
+    };
+    this.flows = new FlowTable({ decode: options.decode, timeout: options.timeout }, () => {}, backend);
+    this.reader = new CaptureFileReader({
+      // Secrets reach every thread between the ops before and after them, as they would one thread's key log.
+      onSecrets: (text) => { for (const l of this.lanes) this.op(l, SECRETS, 0, 0, 0, 0, 0, text); },
+      onPacket: (p) => {
+        const s = tcpSegment(p.linkType, p.data);
+        if (s) this.flows.segment(s, p.time);
+      },
+      onError: (message) => { this.unreadable ??= message; },
+    });
+  }
+
+  write(chunk: Uint8Array): void {
+    this.reader.write(chunk);
+    for (const l of this.lanes) if (l.used >= BATCH_BYTES / 4 || l.count >= BATCH_OPS / 4) this.post(l, false);
+  }
+
+  /** Resolves when no thread is more than a few batches behind (or one failed). */
+  ready(): Promise<void> | null {
+    if (this.broken !== null || this.lanes.every((l) => l.inFlight < MAX_IN_FLIGHT)) return null;
+    return new Promise((r) => { this.waiting = r; });
+  }
+
+  async end(): Promise<CaptureSummary> {
+    const warning = this.reader.end();
+    this.ending = true;
+    this.flows.end();
+    if (this.broken === null) await new Promise<void>((r) => { this.waiting = r; this.wake(); });
+    if (this.broken === null) {
+      this.admit(Infinity);
+      this.heap.drainAll(this.emit);
+      this.flushOut();
+    }
+    await Promise.all(this.lanes.map((l) => l.worker.terminate()));
+    const tls = { decrypted: 0, noKeys: 0, badKeys: 0 };
+    let undecoded = this.flows.stats.undecoded;
+    for (const l of this.lanes) {
+      if (!l.stats) continue;
+      undecoded += l.stats.undecoded;
+      for (const k of ['decrypted', 'noKeys', 'badKeys'] as const) tls[k] += l.stats.tls[k];
+    }
+    return {
+      packets: this.reader.packets, segments: this.flows.stats.segments, connections: this.flows.stats.connections,
+      undecoded, records: this.records, userErrors: 0, warning, tls,
+    };
+  }
+
+  // What the flow table asks for.
+
+  private open(o: LaneOpen): FlowConversation {
+    const lane = this.lanes[this.connections % this.lanes.length];
+    const id = this.connections++;
+    this.op(lane, OPEN, id, 0, 0, 0, 0, o);
+    return new RemoteConversation(this, lane, id);
+  }
+
+  private release(watermark: number): void {
+    const k = this.markBase + this.marks.length;
+    this.marks.push({ op: this.opIndex, w: watermark });
+    for (const l of this.lanes) this.op(l, MARK, 0, 0, k, 0, 0);
+  }
+
+  // Ops, batched per lane.
+
+  /** @internal */
+  op(l: Lane, code: number, id: number, side: number, a: number, b: number, time: number, extra?: unknown): void {
+    if (l.count === BATCH_OPS) this.post(l, false);
+    const o = l.ops;
+    const i = l.count++ * STRIDE;
+    o[i] = code; o[i + 1] = this.opIndex++; o[i + 2] = id; o[i + 3] = side; o[i + 4] = a; o[i + 5] = b; o[i + 6] = time;
+    if (extra !== undefined) l.extras.push(extra);
+  }
+
+  /** @internal The chunk is copied into the lane's batch (the caller's bytes are not kept). */
+  write_(l: Lane, id: number, side: Side, chunk: Uint8Array, time: number): void {
+    if (l.used + chunk.length > l.bytes.length) {
+      this.post(l, false);
+      if (chunk.length > l.bytes.length) l.bytes = Buffer.allocUnsafeSlow(chunk.length);
+    }
+    l.bytes.set(chunk, l.used);
+    this.op(l, WRITE, id, side === 'client' ? 0 : 1, l.used, chunk.length, time);
+    l.used += chunk.length;
+  }
+
+  private post(l: Lane, last: boolean): void {
+    if (l.count === 0 && !last) return;
+    const batch: LaneBatch = { ops: l.ops, count: l.count, bytes: l.bytes.buffer as ArrayBuffer, extras: l.extras, last };
+    l.worker.postMessage(batch, [l.ops.buffer as ArrayBuffer, batch.bytes]);
+    l.inFlight++;
+    l.ops = new Float64Array(BATCH_OPS * STRIDE);
+    l.count = 0;
+    l.bytes = Buffer.allocUnsafeSlow(BATCH_BYTES);
+    l.used = 0;
+    l.extras = [];
+  }
+
+  // Replies: records in, released at each mark in the one thread's order.
+
+  private reply(l: Lane, r: LaneReply): void {
+    l.inFlight--;
+    if (r.error) { this.fail(r.error); return; }
+    if (r.meta.length > 0) l.pending.push({ meta: r.meta, text: Buffer.from(r.text), i: 0 });
+    for (let i = 0; i < r.marks.length; i += 2) l.mins.push(r.marks[i + 1]);
+    if (r.stats) { l.stats = r.stats; this.finals++; }
+    this.advance();
+    this.wake();
+  }
+
+  /** Release at every mark all lanes have passed. */
+  private advance(): void {
+    for (;;) {
+      const k = this.markBase;
+      if (this.marks.length === 0 || this.lanes.some((l) => l.markBase + l.mins.length <= k)) break;
+      const m = this.marks.shift()!;
+      this.markBase++;
+      this.admit(m.op);
+      let w = m.w;
+      for (const l of this.lanes) {
+        const min = l.mins.shift()!;
+        l.markBase++;
+        if (min < w) w = min;
+      }
+      this.heap.drainBefore(w, this.emit);
+    }
+    this.flushOut();
+  }
+
+  /** Records made before op `limit` go into the heap, in the order one thread would have pushed them. */
+  private admit(limit: number): void {
+    for (;;) {
+      let best: Lane | null = null;
+      let bestOp = limit;
+      for (const l of this.lanes) {
+        const op = l.headOp();
+        if (op < bestOp || (best !== null && op === bestOp && l.headSeq() < best.headSeq())) { best = l; bestOp = op; }
+      }
+      if (best === null) return;
+      const p = best.pending[0];
+      const j = p.i * 5;
+      this.heap.push(p.meta[j], { text: p.text, at: p.meta[j + 3], len: p.meta[j + 4] });
+      if (++p.i * 5 >= p.meta.length) best.pending.shift();
+    }
+  }
+
+  private readonly emit = (line: Line): void => {
+    this.records++;
+    if (this.outUsed + line.len > this.out.length) {
+      this.flushOut();
+      if (line.len > this.out.length) { this.hand(line.text.subarray(line.at, line.at + line.len)); return; }
+    }
+    line.text.copy(this.out, this.outUsed, line.at, line.at + line.len);
+    this.outUsed += line.len;
+  };
+
+  private flushOut(): void {
+    if (this.outUsed === 0) return;
+    const done = this.out.subarray(0, this.outUsed);
+    this.out = Buffer.allocUnsafe(OUT_BYTES);
+    this.outUsed = 0;
+    this.hand(done);
+  }
+
+  /** The caller's callback: if it throws, that is the caller's error, and the read stops with it. */
+  private hand(bytes: Buffer): void {
+    if (this.broken !== null) return;
+    try {
+      this.onOutput(bytes);
+    } catch (e) {
+      this.fail(`the onOutput callback threw: ${(e as Error).message}`);
+    }
+  }
+
+  private fail(message: string): void {
+    this.broken ??= message;
+    this.wake();
+  }
+
+  /** Wake `ready()` or `end()` when what they wait for holds. */
+  private wake(): void {
+    const w = this.waiting;
+    if (w === null) return;
+    const done = this.ending ? this.finals === this.lanes.length : this.lanes.every((l) => l.inFlight < MAX_IN_FLIGHT);
+    if (this.broken !== null || done) {
+      this.waiting = null;
+      w();
+    }
+  }
+
+}
