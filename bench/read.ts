@@ -1,11 +1,12 @@
 /**
  * `flowtap read` of a large capture vs tshark with the same decode: real loopback traffic (wrk against a
  * Node http upstream, keep-alive, 8 connections) captured by tcpdump, then each tool reads the file to
- * /dev/null once; elapsed time and peak RSS from /usr/bin/time. Needs root, tcpdump, tshark and wrk.
+ * /dev/null once; elapsed time and peak RSS from /usr/bin/time. flowtap runs as users run it (a decoding thread
+ * per core for a capture this size) and with `--threads 1`. Needs root, tcpdump, tshark and wrk.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BenchResult } from './measure.js';
 import { freePort, startChild } from './processes.js';
@@ -41,16 +42,21 @@ export async function benchRead(): Promise<BenchResult> {
     const dropped = Number(/(\d+) packets dropped by kernel/.exec(tdErr)?.[1] ?? 0);
     const mb = statSync(file).size / 1e6;
     const cli = new URL('../dist/cli.js', import.meta.url).pathname;
+    // As users run it (decoding threads, one per core, for a file this size), and in one thread.
     const ft = timed('node', [cli, 'read', file]);
+    const one = timed('node', [cli, 'read', file, '--threads', '1']);
     const ts = timed('tshark', ['-r', file, '-T', 'fields', '-e', 'http.response.code']);
-    if (ft.status !== 0 || ts.status !== 0) throw new Error(`a reader failed (flowtap ${ft.status}, tshark ${ts.status})`);
+    if (ft.status !== 0 || one.status !== 0 || ts.status !== 0) throw new Error(`a reader failed (flowtap ${ft.status}, ${one.status}, tshark ${ts.status})`);
     const m = (name: string, t: { seconds: number; rssMb: number }) =>
       ({ name: `${name}, peak RSS ${t.rssMb.toFixed(0)} MB`, opsPerSec: requests / t.seconds, mbPerSec: mb / t.seconds, medianMs: t.seconds * 1000, passesMs: [t.seconds * 1000] });
     return {
       name: 'read',
       unit: `exchanges/s reading a ${mb.toFixed(1)} MB capture of ${requests} HTTP/1 exchanges (${dropped} packets dropped by the kernel), one run`,
-      results: [m('flowtap read', ft), m('tshark -T fields -e http.response.code', ts)],
-      ratios: { 'flowtap/tshark': ts.seconds / ft.seconds, 'flowtap peak RSS MB': ft.rssMb, 'tshark peak RSS MB': ts.rssMb },
+      results: [m(`flowtap read (${Math.min(8, availableParallelism())} decoding threads)`, ft), m('flowtap read --threads 1', one), m('tshark -T fields -e http.response.code', ts)],
+      ratios: {
+        'flowtap/tshark': ts.seconds / ft.seconds, 'flowtap --threads 1/tshark': ts.seconds / one.seconds,
+        'flowtap peak RSS MB': ft.rssMb, 'flowtap --threads 1 peak RSS MB': one.rssMb, 'tshark peak RSS MB': ts.rssMb,
+      },
       targets: { 'flowtap/tshark': 10 },
     };
   } finally {
