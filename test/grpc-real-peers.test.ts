@@ -75,6 +75,9 @@ describe.skipIf(skip !== null)('gRPC with @grpc/grpc-js', () => {
     expect(server.request.message).toEqual({ text: 'go' });
     expect(server.response!.message).toEqual({ text: 'item 0' });
     expect(typed.find((r) => r.endpoint === '/demo.Echo/ClientStream')!.response!.message).toEqual({ text: 'got 4' });
+    // Decoding threads load the same schemas and print the same.
+    const threads = run('node', [CLI, 'read', pcap, '--proto-dir', new URL('./grpc/', import.meta.url).pathname, '--threads', '2']);
+    expect(threads).toEqual(out);
   });
 });
 

@@ -140,9 +140,13 @@ describe('flowtap read with decoding threads', () => {
     const dir = tempDir();
     const path = join(dir, 'mixed.pcap');
     writeFileSync(path, file);
-    const one = run('node', [cli, 'read', path, '--timeout', '1', '--threads', '1']);
+    // Every option that reaches the decoders reaches the threads' (each changes the output here).
+    const opts = ['--timeout', '1', '--body-capture', '1', '--trace-key', 'x-request-id', '--span-key', 'host', '--decode', '9000=http1', '--values'];
+    const one = run('node', [cli, 'read', path, ...opts, '--threads', '1']);
     expect(one.status).toBe(0);
-    const two = run('node', [cli, 'read', path, '--timeout', '1', '--threads', '2']);
+    expect(one.stdout).not.toBe(run('node', [cli, 'read', path, '--threads', '1']).stdout);
+    expect(one.stdout).toMatch(/"traceId":"1192"/);
+    const two = run('node', [cli, 'read', path, ...opts, '--threads', '2']);
     expect({ status: two.status, stdout: two.stdout, stderr: two.stderr }).toEqual({ status: 0, stdout: one.stdout, stderr: one.stderr });
     // A capture cut short inside a packet: the same records and the same warning.
     writeFileSync(path, file.subarray(0, file.length - 7));
