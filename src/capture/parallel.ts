@@ -2,15 +2,14 @@
  * `flowtap read --threads N`: a capture decoded by N threads, with the output of one, byte for byte.
  *
  * This thread reads the file, parses packets, reassembles TCP and tells clients from servers (the same
- * FlowTable as in one thread, ~10% of a read). Each connection is decoded in one of N worker threads
- * (read-worker.ts) by the same Conversation, and its records come back serialised: decoding and JSON are
- * ~90% of a read. The order is the one thread's: every op this thread hands out has a number, a record
+ * FlowTable as in one thread: ~11% of a one-thread read of the bench's capture, measured with decoding
+ * made a no-op). Each connection is decoded in one of N worker threads (read-worker.ts) by the same
+ * Conversation, and its records come back serialised; decoding and JSON are the rest. The order is the one thread's: every op this thread hands out has a number, a record
  * carries the number of the op that made it, and each point where one thread would release records
  * (a mark, sent to every worker) releases the same ones here, once every worker has reported its oldest
  * open exchange at that mark.
  */
 import { Worker } from 'node:worker_threads';
-import type { Peer } from '../records/types.js';
 import type { Side } from '../pipeline/session.js';
 import { builtScript } from '../worker-script.js';
 import { FlowTable, type FlowBackend, type FlowConversation } from './flows.js';
@@ -40,6 +39,10 @@ interface Line { text: Buffer; at: number; len: number }
 /** A reply's records not yet admitted to the heap. */
 interface Pending { meta: Float64Array; text: Buffer; i: number }
 
+/** The numbers ops are given, in the order this thread makes them, across all lanes. */
+interface OpClock { next: number }
+
+/** One decoding thread: the batch being filled for it, and what it answered and was not yet released. */
 class Lane {
   readonly worker: Worker;
   ops = new Float64Array(BATCH_OPS * STRIDE);
@@ -54,12 +57,45 @@ class Lane {
   markBase = 0;
   stats: LaneReply['stats'] | null = null;
 
-  constructor(options: LaneOptions, onReply: (lane: Lane, r: LaneReply) => void, onFail: (message: string) => void) {
+  constructor(private readonly clock: OpClock, options: LaneOptions, onReply: (lane: Lane, r: LaneReply) => void,
+    onFail: (message: string) => void) {
     this.worker = new Worker(builtScript('read-worker.js'), { workerData: options });
     this.worker.on('message', (r: LaneReply) => onReply(this, r));
     this.worker.on('error', (e) => onFail(`decoding thread failed: ${e.message}`));
     // Terminated once its last reply is in; before that, an exit is a failure (out of memory, say).
     this.worker.on('exit', (code) => { if (!this.stats) onFail(`decoding thread exited (code ${code}) before the end of the capture`); });
+  }
+
+  op(code: number, id: number, side: number, a: number, b: number, time: number, extra?: unknown): void {
+    if (this.count === BATCH_OPS) this.post(false);
+    const o = this.ops;
+    const i = this.count++ * STRIDE;
+    o[i] = code; o[i + 1] = this.clock.next++; o[i + 2] = id; o[i + 3] = side; o[i + 4] = a; o[i + 5] = b; o[i + 6] = time;
+    if (extra !== undefined) this.extras.push(extra);
+  }
+
+  /** The chunk is copied into the batch (the caller's bytes are not kept). */
+  write(id: number, side: Side, chunk: Uint8Array, time: number): void {
+    if (this.used + chunk.length > this.bytes.length) {
+      this.post(false);
+      if (chunk.length > this.bytes.length) this.bytes = Buffer.allocUnsafeSlow(chunk.length);
+    }
+    this.bytes.set(chunk, this.used);
+    this.op(WRITE, id, side === 'client' ? 0 : 1, this.used, chunk.length, time);
+    this.used += chunk.length;
+  }
+
+  /** The batch goes to the thread (its buffers transferred); the next one starts empty. */
+  post(last: boolean): void {
+    if (this.count === 0 && !last) return;
+    const batch: LaneBatch = { ops: this.ops, count: this.count, bytes: this.bytes.buffer as ArrayBuffer, extras: this.extras, last };
+    this.worker.postMessage(batch, [this.ops.buffer as ArrayBuffer, batch.bytes]);
+    this.inFlight++;
+    this.ops = new Float64Array(BATCH_OPS * STRIDE);
+    this.count = 0;
+    this.bytes = Buffer.allocUnsafeSlow(BATCH_BYTES);
+    this.used = 0;
+    this.extras = [];
   }
 
   /** Op index and sequence of the next record not yet admitted (Infinity when none has arrived). */
@@ -76,12 +112,12 @@ class Lane {
 
 /** A connection decoded in a lane: every call is an op in the lane's next batch. */
 class RemoteConversation implements FlowConversation {
-  constructor(private readonly r: ParallelCaptureReader, private readonly lane: Lane, private readonly id: number) {}
-  write(side: Side, chunk: Uint8Array, time: number): void { this.r.write_(this.lane, this.id, side, chunk, time); }
-  gap(side: Side, length: number, time: number): void { this.r.op(this.lane, GAP, this.id, side === 'client' ? 0 : 1, length, 0, time); }
-  end(side: Side, time: number): void { this.r.op(this.lane, END, this.id, side === 'client' ? 0 : 1, 0, 0, time); }
-  close(time: number): void { this.r.op(this.lane, CLOSE, this.id, 0, 0, 0, time); }
-  expire(before: number): void { this.r.op(this.lane, EXPIRE, this.id, 0, 0, 0, before); }
+  constructor(private readonly lane: Lane, private readonly id: number) {}
+  write(side: Side, chunk: Uint8Array, time: number): void { this.lane.write(this.id, side, chunk, time); }
+  gap(side: Side, length: number, time: number): void { this.lane.op(GAP, this.id, side === 'client' ? 0 : 1, length, 0, time); }
+  end(side: Side, time: number): void { this.lane.op(END, this.id, side === 'client' ? 0 : 1, 0, 0, time); }
+  close(time: number): void { this.lane.op(CLOSE, this.id, 0, 0, 0, time); }
+  expire(before: number): void { this.lane.op(EXPIRE, this.id, 0, 0, 0, before); }
   /** The lane reports it at each mark. */
   oldestPending(): number { return Infinity; }
   /** Counted in the lane. */
@@ -96,7 +132,7 @@ export class ParallelCaptureReader {
   private readonly reader: CaptureFileReader;
   private readonly flows: FlowTable;
   private readonly lanes: Lane[];
-  private opIndex = 0;
+  private readonly clock: OpClock = { next: 0 };
   private connections = 0;
   /** Every mark: the op index it was given at, and this thread's watermark then. */
   private marks: { op: number; w: number }[] = [];
@@ -122,17 +158,17 @@ export class ParallelCaptureReader {
     const { threads, ...lane } = options;
     const onReply = (l: Lane, r: LaneReply) => this.reply(l, r);
     const onFail = (m: string) => this.fail(m);
-    this.lanes = Array.from({ length: Math.max(1, threads) }, () => new Lane(lane, onReply, onFail));
+    this.lanes = Array.from({ length: Math.max(1, threads) }, () => new Lane(this.clock, lane, onReply, onFail));
     const backend: FlowBackend = {
       open: (o) => this.open(o),
       release: (w) => this.release(w),
       // After every connection's last op: the last batches go.
-      end: () => { for (const l of this.lanes) this.post(l, true); },
+      end: () => { for (const l of this.lanes) l.post(true); },
     };
     this.flows = new FlowTable({ decode: options.decode, timeout: options.timeout }, () => {}, backend);
     this.reader = new CaptureFileReader({
       // Secrets reach every thread between the ops before and after them, as they would one thread's key log.
-      onSecrets: (text) => { for (const l of this.lanes) this.op(l, SECRETS, 0, 0, 0, 0, 0, text); },
+      onSecrets: (text) => { for (const l of this.lanes) l.op(SECRETS, 0, 0, 0, 0, 0, text); },
       onPacket: (p) => {
         const s = tcpSegment(p.linkType, p.data);
         if (s) this.flows.segment(s, p.time);
@@ -143,7 +179,7 @@ export class ParallelCaptureReader {
 
   write(chunk: Uint8Array): void {
     this.reader.write(chunk);
-    for (const l of this.lanes) if (l.used >= BATCH_BYTES / 4 || l.count >= BATCH_OPS / 4) this.post(l, false);
+    for (const l of this.lanes) if (l.used >= BATCH_BYTES / 4 || l.count >= BATCH_OPS / 4) l.post(false);
   }
 
   /** Resolves when no thread is more than a few batches behind (or one failed). */
@@ -181,48 +217,14 @@ export class ParallelCaptureReader {
   private open(o: LaneOpen): FlowConversation {
     const lane = this.lanes[this.connections % this.lanes.length];
     const id = this.connections++;
-    this.op(lane, OPEN, id, 0, 0, 0, 0, o);
-    return new RemoteConversation(this, lane, id);
+    lane.op(OPEN, id, 0, 0, 0, 0, o);
+    return new RemoteConversation(lane, id);
   }
 
   private release(watermark: number): void {
     const k = this.markBase + this.marks.length;
-    this.marks.push({ op: this.opIndex, w: watermark });
-    for (const l of this.lanes) this.op(l, MARK, 0, 0, k, 0, 0);
-  }
-
-  // Ops, batched per lane.
-
-  /** @internal */
-  op(l: Lane, code: number, id: number, side: number, a: number, b: number, time: number, extra?: unknown): void {
-    if (l.count === BATCH_OPS) this.post(l, false);
-    const o = l.ops;
-    const i = l.count++ * STRIDE;
-    o[i] = code; o[i + 1] = this.opIndex++; o[i + 2] = id; o[i + 3] = side; o[i + 4] = a; o[i + 5] = b; o[i + 6] = time;
-    if (extra !== undefined) l.extras.push(extra);
-  }
-
-  /** @internal The chunk is copied into the lane's batch (the caller's bytes are not kept). */
-  write_(l: Lane, id: number, side: Side, chunk: Uint8Array, time: number): void {
-    if (l.used + chunk.length > l.bytes.length) {
-      this.post(l, false);
-      if (chunk.length > l.bytes.length) l.bytes = Buffer.allocUnsafeSlow(chunk.length);
-    }
-    l.bytes.set(chunk, l.used);
-    this.op(l, WRITE, id, side === 'client' ? 0 : 1, l.used, chunk.length, time);
-    l.used += chunk.length;
-  }
-
-  private post(l: Lane, last: boolean): void {
-    if (l.count === 0 && !last) return;
-    const batch: LaneBatch = { ops: l.ops, count: l.count, bytes: l.bytes.buffer as ArrayBuffer, extras: l.extras, last };
-    l.worker.postMessage(batch, [l.ops.buffer as ArrayBuffer, batch.bytes]);
-    l.inFlight++;
-    l.ops = new Float64Array(BATCH_OPS * STRIDE);
-    l.count = 0;
-    l.bytes = Buffer.allocUnsafeSlow(BATCH_BYTES);
-    l.used = 0;
-    l.extras = [];
+    this.marks.push({ op: this.clock.next, w: watermark });
+    for (const l of this.lanes) l.op(MARK, 0, 0, k, 0, 0);
   }
 
   // Replies: records in, released at each mark in the one thread's order.
