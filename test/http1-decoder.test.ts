@@ -62,6 +62,42 @@ describe('HTTP/1 decoder: requests', () => {
     expect(m.headers).toEqual({ cookie: ['a=1', 'b=2'], 'x-y': 'z' });
   });
 
+  it('header maps of messages whose names repeat are built from a template: same maps, and a record the user changes leaks into none', () => {
+    const msgs: Http1Message[] = [];
+    const d = http1Decoder({ type: 'request', onMessage: (m) => msgs.push(m) });
+    const req = (names: [string, string][]) => `GET / HTTP/1.1\r\n${names.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+    const seq: [string, string][][] = [
+      [['Host', 'a'], ['X-Id', '1']], [['Host', 'b'], ['X-Id', '2']], [['Host', 'c'], ['X-Id', '3']], // a template from the 2nd
+      [['Host', 'd'], ['X-Id', '4'], ['X-Id', '5']], // a repeat: an array, and no template
+      [['Host', 'e'], ['X-Id', '6']], [['Host', 'f'], ['X-Id', '7']], [['Host', 'g'], ['X-Id', '8']],
+      [['__proto__', 'p1']], [['__proto__', 'p2']], [['__proto__', 'p3']], // defined, never set: no template
+      [['123', 'n1'], ['Host', 'h']], [['123', 'n2'], ['Host', 'i']], [['123', 'n3'], ['Host', 'j']],
+    ];
+    for (const [i, names] of seq.entries()) {
+      d.write(Buffer.from(req(names)), i);
+      // The user changes each map as it comes (a plugin, a mask): later messages must not see it.
+      const m = msgs[msgs.length - 1].headers as Record<string, unknown>;
+      m[`u${i}`] = 'by the user';
+      delete m.host;
+    }
+    const u = (i: number) => ({ [`u${i}`]: 'by the user' });
+    expect(msgs.map((m) => m.headers)).toEqual([
+      { 'x-id': '1', ...u(0) }, { 'x-id': '2', ...u(1) }, { 'x-id': '3', ...u(2) },
+      { 'x-id': ['4', '5'], ...u(3) },
+      { 'x-id': '6', ...u(4) }, { 'x-id': '7', ...u(5) }, { 'x-id': '8', ...u(6) },
+      ...['p1', 'p2', 'p3'].map((v, k) => JSON.parse(`{"__proto__":"${v}","u${7 + k}":"by the user"}`)),
+      ...['n1', 'n2', 'n3'].map((v, k) => ({ 123: v, ...u(10 + k) })),
+    ]);
+    for (const [k, m] of msgs.slice(7, 10).entries()) {
+      expect(Object.getPrototypeOf(m.headers)).toBe(Object.prototype);
+      expect(Object.keys(m.headers)).toEqual(['__proto__', `u${7 + k}`]);
+    }
+    // Key order is the wire's (integer-like names first, as for any object), with or without the template.
+    expect(msgs.slice(10).map((m) => Object.keys(m.headers))).toEqual([['123', 'u10'], ['123', 'u11'], ['123', 'u12']]);
+    expect(msgs.slice(4, 7).map((m) => JSON.stringify(m.headers))).toEqual(['{"x-id":"6","u4":"by the user"}',
+      '{"x-id":"7","u5":"by the user"}', '{"x-id":"8","u6":"by the user"}']);
+  });
+
   it('more than 32 header pairs (llhttp slow path) keeps every header and the URL', () => {
     const lines = Array.from({ length: 45 }, (_, i) => `X-H${i}: v${i}`).join('\n');
     const [m] = checkSplits('request', req(`GET /many/headers?x=1 HTTP/1.1\n${lines}\n\n`));

@@ -316,7 +316,7 @@ export class Http1Decoder implements Decoder, ParserHandler {
     if (!this.inMessage) return;
     const p = this.parser.partialHead();
     if (!p) return;
-    const partial = messageFromPartial(this.opts.type, p, this.keys.build({}, p.raw), this.msgStart, size);
+    const partial = messageFromPartial(this.opts.type, p, this.keys.build(p.raw), this.msgStart, size);
     this.opts.onHead?.(partial);
   }
 
@@ -352,7 +352,7 @@ export class Http1Decoder implements Decoder, ParserHandler {
     rawHeaders: string[], method: string | undefined, url: string, statusCode: number,
     statusMessage: string, upgrade: boolean, major: number, minor: number,
   ): number {
-    const headers = this.keys.build({}, rawHeaders);
+    const headers = this.keys.build(rawHeaders);
     const isRequest = this.opts.type === 'request';
     const m: Http1Message = {
       type: this.opts.type,
@@ -407,7 +407,7 @@ export class Http1Decoder implements Decoder, ParserHandler {
     this.inMessage = false;
     if (!m) { this.resetMessage(); return; }
     m.endTime = this.time;
-    if (trailers) m.trailers = this.trailerKeys.build({}, trailers);
+    if (trailers) m.trailers = this.trailerKeys.build(trailers);
     if (this.bodyParts.length === 1) m.body = this.bodyParts[0];
     else if (this.bodyParts.length > 1) m.body = Buffer.concat(this.bodyParts);
     if (m.upgrade) this.switched = true;
