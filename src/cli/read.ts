@@ -1,5 +1,5 @@
 /** `flowtap read FILE`: a capture's exchange records, as JSON lines or a table. */
-import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { ParallelCaptureReader } from '../capture/parallel.js';
 import { CaptureDecoder, type CaptureSummary } from '../capture/read.js';
@@ -59,11 +59,9 @@ export function read(args: string[]): Promise<number> | number {
   const { values: v, positionals } = parsed;
   if (v.help) { process.stdout.write(READ_USAGE + '\n'); return 0; }
   let keylog: KeyLog | undefined;
-  let keylogText: string | undefined;
   if (v.keylog !== undefined) {
     try {
       keylog = KeyLog.fromFile(v.keylog);
-      keylogText = readFileSync(v.keylog, 'latin1'); // for the decoding threads, which read it again
     } catch (e) {
       process.stderr.write(`flowtap: ${(e as Error).message}\n`);
       return 2;
@@ -108,7 +106,7 @@ export function read(args: string[]): Promise<number> | number {
     const session = { bodyCapture, traceKeys: v['trace-key'] ?? [], spanKeys: v['span-key'] ?? [], decodeValues: v.values ?? false };
     if (threads > 1) {
       return readFile(file, format, keylog !== undefined, (out) => new ParallelCaptureReader({
-        threads, format, decode, timeout, ...session, protoDir: v['proto-dir'], keylog: keylogText,
+        threads, format, decode, timeout, ...session, protoDir: v['proto-dir'], keylog: keylog?.toText(),
       }, out));
     }
     return readFile(file, format, keylog !== undefined, (out) => {
@@ -125,8 +123,9 @@ export function read(args: string[]): Promise<number> | number {
 }
 
 /**
- * Files this big are read with a decoding thread per core. Each thread's start and warm-up cost ~0.1 s: on
- * two cores, --threads 2 was 0.1 s slower at 16 MB (0.72–0.80 s against 0.66–0.77) and 0.1 s faster at 41 MB.
+ * Files this big are read with a decoding thread per core. Each thread's start-up and warm-up cost ~0.2 s
+ * of CPU: on two cores, --threads 2 was slower at 16 MB (0.72–0.80 s against 0.66–0.77) and faster at 41 MB
+ * (median 1.14 s against 1.26); the lines cross near 25 MB.
  */
 const PARALLEL_BYTES = 32 << 20;
 

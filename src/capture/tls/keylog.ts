@@ -46,6 +46,15 @@ export class KeyLog {
     return this;
   }
 
+  /** The secrets as key log lines again (what a decoding thread is given: secrets, not the file). */
+  toText(): string {
+    let text = '';
+    for (const [random, secrets] of this.byRandom) {
+      for (const [label, secret] of Object.entries(secrets)) text += `${label} ${random} ${(secret as Buffer).toString('hex')}\n`;
+    }
+    return text;
+  }
+
   get size(): number {
     return this.byRandom.size;
   }
