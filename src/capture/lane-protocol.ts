@@ -15,7 +15,10 @@ export const END = 3;
 export const CLOSE = 4;
 export const EXPIRE = 5; // time = before
 export const SECRETS = 6; // extras: key log text
-export const MARK = 7; // a = mark index: report the oldest open exchange at this point
+export const MARK = 7; // report the oldest open exchange at this point
+
+/** Slots per record in a reply's `meta`: [startTime, op index, offset, length]. */
+export const META = 4;
 
 export interface LaneOpen { client: Peer; server: Peer; connectionId: string; protocol: string; midStream: boolean }
 
@@ -37,8 +40,8 @@ export interface LaneOptions {
 export interface LaneBatch { ops: Float64Array; count: number; bytes: ArrayBuffer; extras: unknown[]; last: boolean }
 
 /**
- * A batch's answer. Records are lines (JSON or table rows) in `text`, UTF-8; `meta` holds per record
- * [startTime, op index, sequence, offset, length]; `marks` holds [mark index, oldest open exchange].
+ * A batch's answer. Records are lines (JSON or table rows) in `text`, UTF-8, in the order they were made;
+ * `meta` holds META numbers per record; `marks` the oldest open exchange at each mark, in order.
  */
 export interface LaneReply {
   text: ArrayBuffer;

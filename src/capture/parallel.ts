@@ -14,7 +14,7 @@ import type { Side } from '../pipeline/session.js';
 import { builtScript } from '../worker-script.js';
 import { FlowTable, type FlowBackend, type FlowConversation } from './flows.js';
 import {
-  CLOSE, END, EXPIRE, GAP, MARK, OPEN, SECRETS, STRIDE, WRITE,
+  CLOSE, END, EXPIRE, GAP, MARK, META, OPEN, SECRETS, STRIDE, WRITE,
   type LaneBatch, type LaneOpen, type LaneOptions, type LaneReply,
 } from './lane-protocol.js';
 import { tcpSegment } from './packet.js';
@@ -52,9 +52,8 @@ class Lane {
   extras: unknown[] = [];
   inFlight = 0;
   readonly pending: Pending[] = [];
-  /** Oldest open exchange this thread reported at each mark from `markBase` on. */
+  /** Oldest open exchange this thread reported at each mark not yet released, in mark order. */
   mins: number[] = [];
-  markBase = 0;
   stats: LaneReply['stats'] | null = null;
 
   constructor(private readonly clock: OpClock, options: LaneOptions, onReply: (lane: Lane, r: LaneReply) => void,
@@ -98,15 +97,10 @@ class Lane {
     this.extras = [];
   }
 
-  /** Op index and sequence of the next record not yet admitted (Infinity when none has arrived). */
+  /** Op index of the next record not yet admitted (Infinity when none has arrived). */
   headOp(): number {
     const p = this.pending[0];
-    return p === undefined ? Infinity : p.meta[p.i * 5 + 1];
-  }
-
-  headSeq(): number {
-    const p = this.pending[0];
-    return p.meta[p.i * 5 + 2];
+    return p === undefined ? Infinity : p.meta[p.i * META + 1];
   }
 }
 
@@ -136,7 +130,6 @@ export class ParallelCaptureReader {
   private connections = 0;
   /** Every mark: the op index it was given at, and this thread's watermark then. */
   private marks: { op: number; w: number }[] = [];
-  private markBase = 0;
   private readonly heap = new TimeHeap<Line>();
   private out = Buffer.allocUnsafe(OUT_BYTES);
   private outUsed = 0;
@@ -222,9 +215,8 @@ export class ParallelCaptureReader {
   }
 
   private release(watermark: number): void {
-    const k = this.markBase + this.marks.length;
     this.marks.push({ op: this.clock.next, w: watermark });
-    for (const l of this.lanes) l.op(MARK, 0, 0, k, 0, 0);
+    for (const l of this.lanes) l.op(MARK, 0, 0, 0, 0, 0);
   }
 
   // Replies: records in, released at each mark in the one thread's order.
@@ -233,7 +225,7 @@ export class ParallelCaptureReader {
     l.inFlight--;
     if (r.error) { this.fail(r.error); return; }
     if (r.meta.length > 0) l.pending.push({ meta: r.meta, text: Buffer.from(r.text), i: 0 });
-    for (let i = 0; i < r.marks.length; i += 2) l.mins.push(r.marks[i + 1]);
+    for (const min of r.marks) l.mins.push(min);
     if (r.stats) { l.stats = r.stats; this.finals++; }
     this.advance();
     this.wake();
@@ -241,16 +233,12 @@ export class ParallelCaptureReader {
 
   /** Release at every mark all lanes have passed. */
   private advance(): void {
-    for (;;) {
-      const k = this.markBase;
-      if (this.marks.length === 0 || this.lanes.some((l) => l.markBase + l.mins.length <= k)) break;
+    while (this.marks.length > 0 && this.lanes.every((l) => l.mins.length > 0)) {
       const m = this.marks.shift()!;
-      this.markBase++;
       this.admit(m.op);
       let w = m.w;
       for (const l of this.lanes) {
         const min = l.mins.shift()!;
-        l.markBase++;
         if (min < w) w = min;
       }
       this.heap.drainBefore(w, this.emit);
@@ -258,20 +246,23 @@ export class ParallelCaptureReader {
     this.flushOut();
   }
 
-  /** Records made before op `limit` go into the heap, in the order one thread would have pushed them. */
+  /**
+   * Records made before op `limit` go into the heap, in the order one thread would have pushed them: by the
+   * op that made them (an op that makes records goes to one lane, and a lane's come in its own order).
+   */
   private admit(limit: number): void {
     for (;;) {
       let best: Lane | null = null;
       let bestOp = limit;
       for (const l of this.lanes) {
         const op = l.headOp();
-        if (op < bestOp || (best !== null && op === bestOp && l.headSeq() < best.headSeq())) { best = l; bestOp = op; }
+        if (op < bestOp) { best = l; bestOp = op; }
       }
       if (best === null) return;
       const p = best.pending[0];
-      const j = p.i * 5;
-      this.heap.push(p.meta[j], { text: p.text, at: p.meta[j + 3], len: p.meta[j + 4] });
-      if (++p.i * 5 >= p.meta.length) best.pending.shift();
+      const j = p.i * META;
+      this.heap.push(p.meta[j], { text: p.text, at: p.meta[j + 2], len: p.meta[j + 3] });
+      if (++p.i * META >= p.meta.length) best.pending.shift();
     }
   }
 
@@ -318,5 +309,4 @@ export class ParallelCaptureReader {
       w();
     }
   }
-
 }

@@ -35,9 +35,8 @@ let text = Buffer.allocUnsafeSlow(1 << 20);
 let used = 0;
 let meta: number[] = [];
 let marks: number[] = [];
-/** The op running now, and a sequence over this thread's records: their order key. */
+/** The op running now: a record's place in one thread's order. */
 let op = 0;
-let seq = 0;
 
 function keep(r: AnyRecord): void {
   const s = line(r) + '\n';
@@ -47,7 +46,7 @@ function keep(r: AnyRecord): void {
     text = bigger;
   }
   const n = text.write(s, used);
-  meta.push(r.startTime, op, seq++, used, n);
+  meta.push(r.startTime, op, used, n);
   used += n;
 }
 
@@ -87,7 +86,7 @@ function run(b: LaneBatch): void {
       case MARK: {
         let oldest = Infinity;
         for (const c of live.values()) { const p = c.oldestPending(); if (p < oldest) oldest = p; }
-        marks.push(ops[i + 4], oldest);
+        marks.push(oldest);
         break;
       }
     }
