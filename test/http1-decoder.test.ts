@@ -68,7 +68,7 @@ describe('HTTP/1 decoder: requests', () => {
     const req = (names: [string, string][]) => `GET / HTTP/1.1\r\n${names.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
     const seq: [string, string][][] = [
       [['Host', 'a'], ['X-Id', '1']], [['Host', 'b'], ['X-Id', '2']], [['Host', 'c'], ['X-Id', '3']], // a template from the 2nd
-      [['Host', 'd'], ['X-Id', '4'], ['X-Id', '5']], // a repeat: an array, and no template
+      [['Host', 'd'], ['X-Id', '4'], ['X-Id', '5']], // a repeated name: an array, never a template
       [['Host', 'e'], ['X-Id', '6']], [['Host', 'f'], ['X-Id', '7']], [['Host', 'g'], ['X-Id', '8']],
       [['__proto__', 'p1']], [['__proto__', 'p2']], [['__proto__', 'p3']], // defined, never set: no template
       [['123', 'n1'], ['Host', 'h']], [['123', 'n2'], ['Host', 'i']], [['123', 'n3'], ['Host', 'j']],
@@ -96,6 +96,26 @@ describe('HTTP/1 decoder: requests', () => {
     expect(msgs.slice(10).map((m) => Object.keys(m.headers))).toEqual([['123', 'u10'], ['123', 'u11'], ['123', 'u12']]);
     expect(msgs.slice(4, 7).map((m) => JSON.stringify(m.headers))).toEqual(['{"x-id":"6","u4":"by the user"}',
       '{"x-id":"7","u5":"by the user"}', '{"x-id":"8","u6":"by the user"}']);
+  });
+
+  it('header shapes that alternate, share a count, or are many: every map as built from scratch', () => {
+    const msgs: Http1Message[] = [];
+    const d = http1Decoder({ type: 'request', maxHeaderSize: 64 * 1024, onMessage: (m) => msgs.push(m) });
+    const small = [['Host', 'Accept'], ['Host', 'Accept', 'X-A'], ['Host', 'Cookie'], ['A', 'B', 'C']]; // two share a count
+    const many = Array.from({ length: 9 }, (_, i) => Array.from({ length: 10 + i }, (__, k) => `H${i}-${k}`)); // more than are kept
+    const big = Array.from({ length: 300 }, (_, k) => `Big-${k}`); // more headers than a shape holds
+    const [ha, , hc] = small;
+    const sequence = [ha, ha, hc, hc, hc, ha, ...small, ...small, ...small, ...small, ...many, big, big, big, ...small, ...small];
+    const expected: Record<string, string>[] = [];
+    let n = 0;
+    for (const names of sequence) {
+      const values = names.map(() => `v${n++}`);
+      d.write(Buffer.from(`GET / HTTP/1.1\r\n${names.map((k, i) => `${k}: ${values[i]}\r\n`).join('')}\r\n`), n);
+      expected.push(Object.fromEntries(names.map((k, i) => [k.toLowerCase(), values[i]])));
+      (msgs[msgs.length - 1].headers as Record<string, unknown>).changed = true; // the user's, not the next map's
+    }
+    expect(msgs.map((m) => { const { changed, ...h } = m.headers as Record<string, unknown>; expect(changed).toBe(true); return h; })).toEqual(expected);
+    expect(msgs.every((m) => Object.keys(m.headers).length === Object.keys(expected[msgs.indexOf(m)]).length + 1)).toBe(true);
   });
 
   it('more than 32 header pairs (llhttp slow path) keeps every header and the URL', () => {
