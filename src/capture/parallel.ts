@@ -17,9 +17,8 @@ import {
   CLOSE, END, EXPIRE, GAP, MARK, META, OPEN, SECRETS, STRIDE, WRITE,
   type LaneBatch, type LaneOpen, type LaneOptions, type LaneReply,
 } from './lane-protocol.js';
-import { tcpSegment } from './packet.js';
-import { CaptureFileReader } from './pcap.js';
-import type { CaptureSummary } from './read.js';
+import type { CaptureFileReader } from './pcap.js';
+import { flowReader, type CaptureSummary } from './read.js';
 import { TimeHeap } from './time-heap.js';
 
 export type ParallelReadOptions = LaneOptions & { threads: number };
@@ -159,15 +158,10 @@ export class ParallelCaptureReader {
       end: () => { for (const l of this.lanes) l.post(true); },
     };
     this.flows = new FlowTable({ decode: options.decode, timeout: options.timeout }, () => {}, backend);
-    this.reader = new CaptureFileReader({
+    this.reader = flowReader(this.flows,
       // Secrets reach every thread between the ops before and after them, as they would one thread's key log.
-      onSecrets: (text) => { for (const l of this.lanes) l.op(SECRETS, 0, 0, 0, 0, 0, text); },
-      onPacket: (p) => {
-        const s = tcpSegment(p.linkType, p.data);
-        if (s) this.flows.segment(s, p.time);
-      },
-      onError: (message) => { this.unreadable ??= message; },
-    });
+      (text) => { for (const l of this.lanes) l.op(SECRETS, 0, 0, 0, 0, 0, text); },
+      (message) => { this.unreadable ??= message; });
   }
 
   write(chunk: Uint8Array): void {

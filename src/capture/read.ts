@@ -30,6 +30,18 @@ export interface CaptureSummary {
   tls: TlsStats;
 }
 
+/** A capture file's TCP segments into a flow table (secrets and errors to the caller). */
+export function flowReader(flows: FlowTable, onSecrets: (keylog: string) => void, onError: (message: string) => void): CaptureFileReader {
+  return new CaptureFileReader({
+    onSecrets,
+    onPacket: (p) => {
+      const s = tcpSegment(p.linkType, p.data);
+      if (s) flows.segment(s, p.time);
+    },
+    onError,
+  });
+}
+
 /**
  * A whole capture as a stream: file bytes in (`write`), exchange records out, in `startTime` order.
  * Memory stays bounded by open connections, not by file size.
@@ -46,14 +58,7 @@ export class CaptureDecoder {
     const keylog = typeof given === 'string' ? KeyLog.fromFile(given) : given ?? new KeyLog();
     const protocols = [...(options.protocols ?? builtin), tlsProtocol(keylog, this.tls)];
     this.flows = new FlowTable({ ...flowOptions, protocols }, (r) => { this.records++; onRecord(r); });
-    this.reader = new CaptureFileReader({
-      onSecrets: (text) => { keylog.add(text); },
-      onPacket: (p) => {
-        const s = tcpSegment(p.linkType, p.data);
-        if (s) this.flows.segment(s, p.time);
-      },
-      onError: (message) => { this.error ??= message; },
-    });
+    this.reader = flowReader(this.flows, (text) => { keylog.add(text); }, (message) => { this.error ??= message; });
   }
 
   write(chunk: Uint8Array): void {
