@@ -25,8 +25,6 @@ export interface LaneOpen { client: Peer; server: Peer; connectionId: string; pr
 /** Plain data only: functions and registries cannot cross threads. */
 export interface LaneOptions {
   format: 'jsonl' | 'table';
-  decode?: Record<number, string>;
-  timeout?: number;
   bodyCapture?: number;
   traceKeys?: string[];
   spanKeys?: string[];

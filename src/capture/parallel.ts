@@ -4,10 +4,11 @@
  * This thread reads the file, parses packets, reassembles TCP and tells clients from servers (the same
  * FlowTable as in one thread: ~11% of a one-thread read of the bench's capture, measured with decoding
  * made a no-op). Each connection is decoded in one of N worker threads (read-worker.ts) by the same
- * Conversation, and its records come back serialised; decoding and JSON are the rest. The order is the one thread's: every op this thread hands out has a number, a record
- * carries the number of the op that made it, and each point where one thread would release records
- * (a mark, sent to every worker) releases the same ones here, once every worker has reported its oldest
- * open exchange at that mark.
+ * Conversation, and its records come back serialised; decoding and JSON are the rest.
+ *
+ * The order is the one thread's: every op this thread hands out has a number, a record carries the number
+ * of the op that made it, and each point where one thread would release records (a mark, sent to every
+ * worker) releases the same ones here, once every worker has reported its oldest open exchange there.
  */
 import { Worker } from 'node:worker_threads';
 import type { Side } from '../pipeline/session.js';
@@ -21,7 +22,12 @@ import type { CaptureFileReader } from './pcap.js';
 import { flowReader, type CaptureSummary } from './read.js';
 import { TimeHeap } from './time-heap.js';
 
-export type ParallelReadOptions = LaneOptions & { threads: number };
+export type ParallelReadOptions = LaneOptions & {
+  threads: number;
+  /** As `FlowOptions`: the reading thread's flow table applies them (forced protocols, timeouts). */
+  decode?: Record<number, string>;
+  timeout?: number;
+};
 
 /**
  * A batch goes when its bytes or ops are full, and at the end of a `write` once it holds a quarter of
@@ -37,6 +43,9 @@ interface Line { text: Buffer; at: number; len: number }
 
 /** A reply's records not yet admitted to the heap. */
 interface Pending { meta: Float64Array; text: Buffer; i: number }
+
+/** A side as ops carry it (the worker's SIDES[code]). */
+const sideCode = (side: Side): number => (side === 'client' ? 0 : 1);
 
 /** The numbers ops are given, in the order this thread makes them, across all lanes. */
 interface OpClock { next: number }
@@ -79,7 +88,7 @@ class Lane {
       if (chunk.length > this.bytes.length) this.bytes = Buffer.allocUnsafeSlow(chunk.length);
     }
     this.bytes.set(chunk, this.used);
-    this.op(WRITE, id, side === 'client' ? 0 : 1, this.used, chunk.length, time);
+    this.op(WRITE, id, sideCode(side), this.used, chunk.length, time);
     this.used += chunk.length;
   }
 
@@ -107,8 +116,8 @@ class Lane {
 class RemoteConversation implements FlowConversation {
   constructor(private readonly lane: Lane, private readonly id: number) {}
   write(side: Side, chunk: Uint8Array, time: number): void { this.lane.write(this.id, side, chunk, time); }
-  gap(side: Side, length: number, time: number): void { this.lane.op(GAP, this.id, side === 'client' ? 0 : 1, length, 0, time); }
-  end(side: Side, time: number): void { this.lane.op(END, this.id, side === 'client' ? 0 : 1, 0, 0, time); }
+  gap(side: Side, length: number, time: number): void { this.lane.op(GAP, this.id, sideCode(side), length, 0, time); }
+  end(side: Side, time: number): void { this.lane.op(END, this.id, sideCode(side), 0, 0, time); }
   close(time: number): void { this.lane.op(CLOSE, this.id, 0, 0, 0, time); }
   expire(before: number): void { this.lane.op(EXPIRE, this.id, 0, 0, 0, before); }
   /** The lane reports it at each mark. */
@@ -147,7 +156,7 @@ export class ParallelCaptureReader {
   }
 
   constructor(options: ParallelReadOptions, private readonly onOutput: (bytes: Buffer) => void) {
-    const { threads, ...lane } = options;
+    const { threads, decode, timeout, ...lane } = options;
     const onReply = (l: Lane, r: LaneReply) => this.reply(l, r);
     const onFail = (m: string) => this.fail(m);
     this.lanes = Array.from({ length: Math.max(1, threads) }, () => new Lane(this.clock, lane, onReply, onFail));
@@ -157,7 +166,7 @@ export class ParallelCaptureReader {
       // After every connection's last op: the last batches go.
       end: () => { for (const l of this.lanes) l.post(true); },
     };
-    this.flows = new FlowTable({ decode: options.decode, timeout: options.timeout }, () => {}, backend);
+    this.flows = new FlowTable({ decode, timeout }, () => {}, backend);
     this.reader = flowReader(this.flows,
       // Secrets reach every thread between the ops before and after them, as they would one thread's key log.
       (text) => { for (const l of this.lanes) l.op(SECRETS, 0, 0, 0, 0, 0, text); },

@@ -19,9 +19,10 @@ const o = workerData as LaneOptions;
 const keylog = new KeyLog();
 if (o.keylog) keylog.add(o.keylog);
 const tls: TlsStats = { decrypted: 0, noKeys: 0, badKeys: 0 };
-// The keys and order the reading thread's FlowTable gives a conversation's options.
+// What a conversation's options hold in one thread, but forced protocols and timeouts: the reading thread
+// applies those (OPEN's protocol, EXPIRE ops).
 const base = {
-  decode: o.decode, timeout: o.timeout, bodyCapture: o.bodyCapture, traceKeys: o.traceKeys, spanKeys: o.spanKeys,
+  bodyCapture: o.bodyCapture, traceKeys: o.traceKeys, spanKeys: o.spanKeys,
   decodeValues: o.decodeValues, protos: o.protoDir !== undefined ? ProtoRegistry.load(o.protoDir) : undefined,
   protocols: [...builtin, tlsProtocol(keylog, tls)],
 };

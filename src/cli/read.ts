@@ -156,7 +156,7 @@ async function readFile(path: string, format: 'jsonl' | 'table', keylogGiven: bo
     size = 0;
     // Strings are joined (records of one thread are short lines); buffers of the threads go as they are.
     let ok = true;
-    if (typeof parts[0] === 'string' && parts.every((p) => typeof p === 'string')) ok = process.stdout.write(parts.join(''));
+    if (parts.every((p) => typeof p === 'string')) ok = process.stdout.write(parts.join(''));
     else for (const p of parts) ok = process.stdout.write(p);
     if (!ok) await new Promise((r) => process.stdout.once('drain', r));
   };
