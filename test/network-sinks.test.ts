@@ -219,37 +219,55 @@ describe.skipIf(chSkip !== null)('ClickHouse sink against a real server (Debian 
     expect(JSON.parse(rows[0].request)).toEqual(rec(0).request);
   }, 60_000);
 
-  it('stopped mid-run: forwarding is unaffected, drops are counted, memory stays bounded; once back, records flow again', async () => {
+  // The sink on the forwarding thread (a `record` listener), or opened by the decoding thread itself
+  // (`sinks`, as `flowtap dump --out clickhouse:…` does), where its counts come back as `sinkStats`.
+  it.each([['the forwarding thread', 'records_b'], ['the decoding thread', 'records_c']])('stopped mid-run, a sink on %s: forwarding is unaffected, drops are counted, memory stays bounded; once back, records flow again', async (where, table) => {
     const upstream = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('ok')); });
     upstream.listen(0, '127.0.0.1');
     await once(upstream, 'listening');
-    const proxy = new TapProxy({ listen: { port: 0 }, upstream: { host: '127.0.0.1', port: (upstream.address() as AddressInfo).port } });
-    const sink = new ClickHouseSink({ url: `http://127.0.0.1:${port}`, username: 'flowtap', password: 'secret', table: 'records_b', createTable: true,
-      maxQueue: 200, batchSize: 50, flushInterval: 20, backoff: 20, maxBackoff: 200, sendTimeout: 2000 });
-    proxy.on('record', (r) => sink.write(r));
+    const options = { url: `http://127.0.0.1:${port}`, username: 'flowtap', password: 'secret', table, createTable: true,
+      maxQueue: 200, batchSize: 50, flushInterval: 20, backoff: 20, maxBackoff: 200, sendTimeout: 2000 };
+    const inThread = where === 'the decoding thread';
+    const proxy = new TapProxy({ listen: { port: 0 }, upstream: { host: '127.0.0.1', port: (upstream.address() as AddressInfo).port },
+      ...(inThread ? { decodeIn: 'worker' as const, sinks: [{ kind: 'clickhouse' as const, options }] } : {}) });
+    const sink = inThread ? null : new ClickHouseSink(options);
+    const errors: string[] = [];
+    if (sink) proxy.on('record', (r) => sink.write(r));
+    else proxy.on('sinkError', (e, i) => errors.push(`${i}: ${e.message}`));
+    let events = 0;
+    proxy.on('record', () => { events++; });
+    const stats = () => (sink ? sink.stats : proxy.sinkStats[0]);
     const { port: pp } = await proxy.listen();
     const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
     const burst = (n: number, tag: string) => Promise.all(Array.from({ length: n }, (_, i) => new Promise<number>((resolve, reject) => {
       http.get({ port: pp, host: '127.0.0.1', path: `/${tag}/${i}`, agent }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode!)); }).on('error', reject);
     })));
     expect((await burst(100, 'before')).every((c) => c === 200)).toBe(true);
-    await waitFor(() => sink.stats.written === 100);
+    await waitFor(() => stats().written === 100);
     await stop();
     const heap0 = process.memoryUsage().heapUsed;
     expect((await burst(1000, 'during')).every((c) => c === 200)).toBe(true); // forwarding unaffected
-    await waitFor(() => sink.stats.dropped > 0);
-    expect(sink.stats.queued).toBeLessThanOrEqual(200);
+    await waitFor(() => stats().dropped > 0);
+    expect(stats().queued).toBeLessThanOrEqual(200);
     expect(process.memoryUsage().heapUsed - heap0).toBeLessThan(64 * 1024 * 1024);
     await start();
-    await waitFor(() => sink.stats.queued === 0, 15_000);
+    await waitFor(() => stats().queued === 0, 15_000);
     expect((await burst(10, 'after')).every((c) => c === 200)).toBe(true);
-    await waitFor(() => sink.stats.queued === 0 && sink.stats.accepted === sink.stats.written, 15_000);
-    const after = Number((await query("SELECT count() FROM records_b WHERE endpoint LIKE '/after/%'")).trim());
+    // Every record reached the sink (from a thread, they come after their answers) and was written.
+    await waitFor(() => stats().accepted + stats().dropped === 1110 && stats().queued === 0 && stats().accepted === stats().written, 15_000);
+    const after = Number((await query(`SELECT count() FROM ${table} WHERE endpoint LIKE '/after/%'`)).trim());
     expect(after).toBe(10);
-    expect(sink.stats.accepted + sink.stats.dropped).toBe(1110);
+    expect(stats().accepted + stats().dropped).toBe(1110);
+    expect(proxy.stats.records).toBe(1110);
+    if (inThread) {
+      // The records stayed in the thread; its sink's failures came here as events.
+      expect(events).toBe(0);
+      expect(errors.length).toBeGreaterThan(0);
+      expect(errors.every((e) => e.startsWith('0: '))).toBe(true);
+    }
     agent.destroy();
     await proxy.close();
-    await sink.close();
+    await sink?.close();
     upstream.close();
   }, 90_000);
 });

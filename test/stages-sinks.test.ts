@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { filter, map, mask, pipeline, rateLimit, sample, tee, type AnyRecord } from '../src/index.js';
 import { JsonlSink } from '../src/sinks/index.js';
-import { tempDir } from './tools.js';
+import { freePort, tempDir } from './tools.js';
 
 function rec(i: number, extra: Record<string, unknown> = {}): AnyRecord {
   return {
@@ -116,29 +116,54 @@ describe('JSONL sink', () => {
   });
 });
 
-describe('flowtap dump', () => it.each([[[]], [['--decode-inline']]])('proxies, writes records to the JSONL file (masked by default), and stops cleanly on SIGINT %j', async (extra: string[]) => {
-    const upstream = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('hi')); });
-    upstream.listen(0, '127.0.0.1');
-    await once(upstream, 'listening');
-    const up = (upstream.address() as AddressInfo).port;
-    const out = join(tempDir(), 'dump.jsonl');
-    const cli = spawn('node', [new URL('../dist/cli.js', import.meta.url).pathname, 'dump', '--listen', '127.0.0.1:0', '--upstream', `127.0.0.1:${up}`, '--out', `jsonl:${out}`, ...extra],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    const port = await new Promise<number>((resolve, reject) => {
-      cli.stderr.on('data', (d) => { err += d; const m = /listening on [^:]+:(\d+)/.exec(err); if (m) resolve(Number(m[1])); });
-      cli.on('exit', (c) => reject(new Error(`dump exited ${c}: ${err}`)));
-    });
-    for (const path of ['/one', '/two']) {
-      await new Promise<void>((resolve) => http.get({ port, host: '127.0.0.1', path, headers: { authorization: 'Basic c2VjcmV0' } }, (res) => { res.resume(); res.on('end', resolve); }));
-    }
+/** `flowtap dump` with these arguments, in front of an upstream answering "hi"; `stop()` is SIGINT. */
+async function startDump(args: string[]) {
+  const upstream = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('hi')); });
+  upstream.listen(0, '127.0.0.1');
+  await once(upstream, 'listening');
+  const up = (upstream.address() as AddressInfo).port;
+  const cli = spawn('node', [new URL('../dist/cli.js', import.meta.url).pathname, 'dump', '--listen', '127.0.0.1:0', '--upstream', `127.0.0.1:${up}`, ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    cli.stderr.on('data', (d) => { err += d; const m = /listening on [^:]+:(\d+)/.exec(err); if (m) resolve(Number(m[1])); });
+    cli.on('exit', (c) => reject(new Error(`dump exited ${c}: ${err}`)));
+  });
+  const get = (path: string) => new Promise<void>((resolve) => http.get({ port, host: '127.0.0.1', path, headers: { authorization: 'Basic c2VjcmV0' } }, (res) => { res.resume(); res.on('end', resolve); }));
+  const stop = async () => {
     cli.kill('SIGINT');
     const [code] = await once(cli, 'exit');
     upstream.close();
+    return { code: code as number, stderr: err };
+  };
+  return { get, stop };
+}
+
+describe('flowtap dump', () => {
+  it.each([[[]], [['--decode-inline']]])('proxies, writes records to the JSONL file (masked by default), and stops cleanly on SIGINT %j', async (extra: string[]) => {
+    const out = join(tempDir(), 'dump.jsonl');
+    const d = await startDump(['--out', `jsonl:${out}`, ...extra]);
+    for (const path of ['/one', '/two']) await d.get(path);
+    const { code } = await d.stop();
     expect(code).toBe(0);
     const records = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(records.map((r) => [r.endpoint, r.code, r.request.headers.authorization])).toEqual([['/one', 200, '***'], ['/two', 200, '***']]);
-  }));
+  });
+
+  // By default the decoding thread writes both outputs itself; inline, this thread does.
+  it.each([[[]], [['--decode-inline']]])('an output that cannot be reached loses its records, says how many at the end (without its credentials), and the other output gets them all %j', async (extra: string[]) => {
+    const out = join(tempDir(), 'dump.jsonl');
+    const dead = await freePort();
+    const d = await startDump(['--out', `es:http://elastic:s3cret@127.0.0.1:${dead}`, '--out', `jsonl:${out}`, ...extra]);
+    for (const path of ['/one', '/two', '/three']) await d.get(path);
+    const { code, stderr } = await d.stop();
+    expect(code).toBe(0);
+    expect(readFileSync(out, 'utf8').trim().split('\n')).toHaveLength(3);
+    expect(stderr).toContain(`flowtap: es sink: `); // its failures, as they happened
+    expect(stderr).toContain(`flowtap: es sink http://127.0.0.1:${dead}/: 3 records dropped (its queue was full, or they were not written before the end), 0 written`);
+    expect(stderr).not.toContain('s3cret');
+  }, 30_000);
+});
 
 describe('npm run demo', () => {
   it('runs the traffic-dump demo end to end: all three protocols recorded, errors and slow calls, secrets masked, exit 0', async () => {

@@ -1,6 +1,7 @@
 /** What the CLI's commands share: usage errors, flag parsing, addresses, sinks and plugins. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { PluginHost, PluginStats } from '../plugins/host.js';
+import type { SinkSpec } from '../sinks/spec.js';
 
 /** A wrong flag or value: one line, then the command's usage, exit 2. */
 export class UsageError extends Error {}
@@ -91,32 +92,38 @@ export function outSpec(spec: string): OutSpec {
   return { kind, target };
 }
 
-/** A sink for an --out spec, loaded only when asked for. */
-export async function makeSink(out: OutSpec) {
-  const sinks = await import('../sinks/index.js');
-  let sink;
-  if (out.kind === 'jsonl') sink = new sinks.JsonlSink({ path: out.target });
-  else if (out.kind === 'es') sink = new sinks.ElasticsearchSink({ url: out.target });
-  else if (out.kind === 'splunk') {
-    const u = new URL(out.target);
+/** What an --out spec opens, as plain data (a decoding thread can open it too). */
+export function sinkSpec(out: OutSpec): SinkSpec {
+  if (out.kind === 'jsonl') return { kind: 'jsonl', options: { path: out.target } };
+  if (out.kind === 'es') return { kind: 'es', options: { url: out.target } };
+  const u = new URL(out.target);
+  if (out.kind === 'splunk') {
     const token = decodeURIComponent(u.password) || process.env.FLOWTAP_SPLUNK_TOKEN!;
     u.username = '';
     u.password = '';
-    sink = new sinks.SplunkSink({ url: u.toString(), token });
-  } else {
-    const u = new URL(out.target);
-    const table = u.searchParams.get('table') ?? undefined;
-    const database = u.searchParams.get('database') ?? undefined;
-    const createTable = u.searchParams.get('create') === '1';
-    u.search = '';
-    sink = new sinks.ClickHouseSink({ url: u.toString(), table, database, createTable });
+    return { kind: 'splunk', options: { url: u.toString(), token } };
   }
-  let last = 0;
-  sink.on('error', (e) => {
-    // One line per burst of failures, not per retry: the status line carries the counts.
-    if (Date.now() - last > 5000) { last = Date.now(); process.stderr.write(`\nflowtap: ${out.kind} sink: ${e.message}\n`); }
-  });
+  const table = u.searchParams.get('table') ?? undefined;
+  const database = u.searchParams.get('database') ?? undefined;
+  const createTable = u.searchParams.get('create') === '1';
+  u.search = '';
+  return { kind: 'clickhouse', options: { url: u.toString(), table, database, createTable } };
+}
+
+/** A sink for an --out spec, loaded only when asked for. */
+export async function makeSink(out: OutSpec) {
+  const { openSink } = await import('../sinks/spec.js');
+  const sink = openSink(sinkSpec(out));
+  sink.on('error', sinkErrorPrinter(out));
   return sink;
+}
+
+/** One line per burst of a sink's failures, not per retry: the status line carries the counts. */
+export function sinkErrorPrinter(out: OutSpec): (e: Error) => void {
+  let last = 0;
+  return (e) => {
+    if (Date.now() - last > 5000) { last = Date.now(); process.stderr.write(`\nflowtap: ${out.kind} sink: ${e.message}\n`); }
+  };
 }
 
 export function wholeNumber(flag: string, s: string): number {

@@ -8,7 +8,8 @@ import { protocols } from '../pipeline/protocols.js';
 import type { TapProxyStats } from '../pipeline/tap-proxy.js';
 import type { MirrorOptions, ShadowStats } from '../replay/mirror.js';
 import { applyRate, SELECT_FLAGS, SELECT_HELP, selectionFrom } from './select-flags.js';
-import { hostPort, makeSink, outSpec, parseFlags, printPluginStats, UsageError, untilStopped, wholeNumber, withPlugins, type OutSpec } from './common.js';
+import type { SinkStats } from '../sinks/batching.js';
+import { hostPort, makeSink, outSpec, parseFlags, printPluginStats, sinkErrorPrinter, sinkSpec, UsageError, untilStopped, wholeNumber, withPlugins, type OutSpec } from './common.js';
 
 export const DUMP_USAGE = `usage: flowtap dump --listen [HOST:]PORT --upstream HOST:PORT [options]
 
@@ -143,7 +144,11 @@ async function runDump(o: {
   tls?: { cert: Buffer; key: Buffer; ALPNProtocols?: string[] }; upstreamTls?: { ca?: Buffer; rejectUnauthorized: boolean };
   decodeIn: 'inline' | 'worker'; idleTimeout: number; workers: number;
 }): Promise<number> {
-  const sinks = await Promise.all(o.outs.map((out) => makeSink(out)));
+  // Decoded in a thread with nothing else needing the records here, the thread writes them itself, so
+  // they never come back to the forwarding thread (stdout stays this thread's: a worker's stdout is piped
+  // through it anyway).
+  const inThread = o.workers === 1 && o.decodeIn === 'worker' && !o.host && o.outs.every((x) => !(x.kind === 'jsonl' && x.target === '-'));
+  const sinks = inThread ? [] : await Promise.all(o.outs.map((out) => makeSink(out)));
   const { mask, pipeline, tee } = await import('../pipeline/stages.js');
   const proxyOptions = {
     listen: { host: o.listen.host, port: o.listen.port }, upstream: o.upstream, protocol: o.protocol,
@@ -164,7 +169,7 @@ async function runDump(o: {
     if (sinks.every((x) => 'writeLine' in x)) c.on('lines', writeLines(sinks as LineSink[]));
     else c.on('record', pipeline(tee(...sinks)));
     c.on('workerExit', (x) => process.stderr.write(`\nflowtap: tap process ${x.worker} exited (${x.signal ?? `code ${x.code}`})${x.replaced ? '; a new one took its place' : '; too many exits this minute, not replaced'}\n`));
-    tap = { events: c, stats: () => c.stats, listen: () => c.listen(), close: () => c.close(), mirrorStats: () => c.mirrorStats, pluginStats: () => c.pluginStats };
+    tap = { events: c, stats: () => c.stats, listen: () => c.listen(), close: () => c.close(), mirrorStats: () => c.mirrorStats, pluginStats: () => c.pluginStats, sinkStats: () => [] };
   } else {
     let mirror: import('../replay/mirror.js').Mirror | undefined;
     if (o.mirror) {
@@ -174,14 +179,18 @@ async function runDump(o: {
     const { TapProxy } = await import('../pipeline/tap-proxy.js');
     // Plugins see records before masking; without plugins the proxy masks (in the decoding thread, with
     // a decoding thread, whose JSON lines then go to JSONL outputs as they are).
-    const p = new TapProxy({ ...proxyOptions, protocols: o.host?.allProtocols, mirror, mask: o.mask && !o.host });
-    if (o.host) p.on('record', pipeline(o.host.stage(), ...(o.mask ? [mask()] : []), tee(...sinks)));
+    const p = new TapProxy({ ...proxyOptions, protocols: o.host?.allProtocols, mirror, mask: o.mask && !o.host,
+      sinks: inThread ? o.outs.map(sinkSpec) : undefined });
+    if (inThread) {
+      const printers = o.outs.map(sinkErrorPrinter);
+      p.on('sinkError', (e, i) => printers[i](e));
+    } else if (o.host) p.on('record', pipeline(o.host.stage(), ...(o.mask ? [mask()] : []), tee(...sinks)));
     else if (o.decodeIn === 'worker' && sinks.every((x) => 'writeLine' in x)) p.on('lines', writeLines(sinks as LineSink[]));
     else p.on('record', pipeline(tee(...sinks)));
     tap = {
       events: p, stats: () => p.stats, listen: () => p.listen(),
       close: async () => { await p.close(); mirror?.close(); },
-      mirrorStats: () => mirror?.stats ?? [], pluginStats: () => [],
+      mirrorStats: () => mirror?.stats ?? [], pluginStats: () => [], sinkStats: () => p.sinkStats,
     };
   }
   tap.events.on('upstreamError', (e: Error) => { if (!process.stderr.isTTY) process.stderr.write(`flowtap: upstream: ${e.message}\n`); });
@@ -199,7 +208,7 @@ async function runDump(o: {
   process.stderr.write(`flowtap: listening on ${address.address}:${address.port}${o.workers > 1 ? ` (${o.workers} processes)` : ''}, forwarding to ${o.upstream.host}:${o.upstream.port}\n`);
   const tty = process.stderr.isTTY && !o.outs.some((x) => x.kind === 'jsonl' && x.target === '-');
   const status = () => {
-    const dropped = sinks.reduce((n, s) => n + s.stats.dropped, 0);
+    const dropped = [...sinks.map((x) => x.stats), ...tap.sinkStats()].reduce((n, x) => n + x.dropped, 0);
     const s = tap.stats();
     process.stderr.write(`\r\x1b[Kconnections ${s.open} open / ${s.connections} total  records ${s.records}  drops ${dropped}  upstream errors ${s.upstreamErrors}`);
   };
@@ -212,6 +221,11 @@ async function runDump(o: {
   if (s.decodeShed > 0) {
     process.stderr.write(`flowtap: ${s.decodeShed} forwarded bytes were not decoded (decode backlog full); their records say what is missing\n`);
   }
+  // A sink that could not keep up (or reach its store) says how much it lost, terminal or not.
+  const sinkCounts = inThread ? tap.sinkStats() : sinks.map((x) => x.stats);
+  sinkCounts.forEach((x, i) => {
+    if (x.dropped > 0) process.stderr.write(`flowtap: ${o.outs[i].kind} sink ${outName(o.outs[i])}: ${x.dropped} records dropped (its queue was full, or they were not written before the end), ${x.written} written\n`);
+  });
   if (s.recordsDropped) process.stderr.write(`flowtap: ${s.recordsDropped} records dropped on their way from the tap processes (this one was not keeping up)\n`);
   for (const m of tap.mirrorStats()) {
     process.stderr.write(`flowtap: mirror ${m.target}: ${m.mirrored} mirrored, ${m.answered} answered, ${m.failed} failed, `
@@ -222,6 +236,15 @@ async function runDump(o: {
 }
 
 interface LineSink { writeLine(json: string): void }
+
+/** An output as it may be printed: a store's URL without its credentials (a Splunk token lives there). */
+function outName(out: OutSpec): string {
+  if (out.kind === 'jsonl') return out.target;
+  const u = new URL(out.target);
+  u.username = '';
+  u.password = '';
+  return u.toString();
+}
 
 /** JSON lines (records serialised where they were made) to sinks that write them as they are. */
 function writeLines(sinks: LineSink[]): (text: string) => void {
@@ -236,6 +259,8 @@ interface Tap {
   close(): Promise<void>;
   mirrorStats(): ShadowStats[];
   pluginStats(): PluginStats[];
+  /** Sinks the tap opened in its decoding thread (their counts). */
+  sinkStats(): SinkStats[];
 }
 
 /** --mirror and the flags that shape what is copied. */

@@ -10,7 +10,8 @@ import { Conversation } from './conversation.js';
 import { withOptions } from './options.js';
 import { masker } from './stages.js';
 import type { AnyRecord, Peer, TlsInfo } from '../records/types.js';
-import { RECORDS_PER_PART, type Batch, type Reply, type WorkerDecodeOptions } from './worker-decoding.js';
+import { openSink } from '../sinks/spec.js';
+import { RECORDS_PER_PART, type Batch, type Reply, type SinkReport, type WorkerDecodeOptions } from './worker-decoding.js';
 
 const opts = workerData as WorkerDecodeOptions;
 
@@ -23,9 +24,31 @@ try {
 const live = new Map<number, Conversation>();
 let records: AnyRecord[] = [];
 let errors: { id: number; message: string }[] = [];
+/** Records made since the last reply (counted for the proxy's stats, whether or not they travel). */
+let made = 0;
 const masked = opts.mask ? masker(opts.mask) : null;
-/** A record made here: masked first when asked, then kept for the next reply. */
-const keep = masked ? (r: AnyRecord) => { records.push(masked(r)); } : (r: AnyRecord) => { records.push(r); };
+/**
+ * Sinks of this thread's own (`TapProxyOptions.sinks`): records are written here and never go back to the
+ * forwarding thread, whose share of the tap is then only the hand-off.
+ */
+const sinks = (opts.sinks ?? []).map(openSink);
+let sinkErrors: SinkReport['errors'] = [];
+let reportDue = false;
+/** A batch written changes the counts: they go soon after, so the proxy's `sinkStats` stay current. */
+const reportSoon = () => {
+  if (reportDue) return;
+  reportDue = true;
+  setImmediate(() => { reportDue = false; reply(-1, 0); });
+};
+sinks.forEach((s, i) => {
+  s.on('error', (e: Error) => { sinkErrors.push({ sink: i, message: e.message }); reportSoon(); });
+  s.on('written', reportSoon);
+});
+const out = sinks.length === 0 ? (r: AnyRecord) => { records.push(r); }
+  : sinks.length === 1 ? (r: AnyRecord) => { sinks[0].write(r); }
+  : (r: AnyRecord) => { for (const s of sinks) s.write(r); };
+/** A record made here: masked first when asked, then kept for the next reply or written. */
+const keep = masked ? (r: AnyRecord) => { made++; out(masked(r)); } : (r: AnyRecord) => { made++; out(r); };
 const now = () => performance.timeOrigin + performance.now();
 const SIDES = ['client', 'server'] as const;
 
@@ -68,13 +91,27 @@ function reply(seq: number, acked: number): void {
     for (let k = i; k < end; k++) text += JSON.stringify(records[k]) + '\n';
     parts.push({ text, count: end - i });
   }
-  const r: Reply = { acked, records: parts, errors, seq };
+  const r: Reply = { acked, made, records: parts, errors, seq, sinks: sinkReport() };
+  made = 0;
   records = [];
   errors = [];
   parentPort!.postMessage(r);
 }
 
-parentPort!.on('message', (b: Batch) => {
+/** The sinks' counts now, and their errors since the last report. */
+function sinkReport(): SinkReport | null {
+  if (sinks.length === 0) return null;
+  const report = { stats: sinks.map((s) => ({ ...s.stats })), errors: sinkErrors };
+  sinkErrors = [];
+  return report;
+}
+
+parentPort!.on('message', (b: Batch | { close: true }) => {
+  if ('close' in b) {
+    // Everything posted was decoded (the proxy waited for it): write what the sinks hold, then say so.
+    void Promise.all(sinks.map((s) => s.close())).then(() => parentPort!.postMessage({ closed: true, sinks: sinkReport() }));
+    return;
+  }
   const bytes = b.buf ? Buffer.from(b.buf, 0, b.len) : null;
   let acked = 0;
   for (const op of b.ops) {
@@ -99,7 +136,7 @@ parentPort!.on('message', (b: Batch) => {
 setInterval(() => {
   const before = now() - (opts.timeout ?? 60_000);
   for (const [id] of live) guarded(id, (c) => c.expire(before));
-  if (records.length > 0 || errors.length > 0) reply(-1, 0);
+  if (records.length > 0 || errors.length > 0 || made > 0) reply(-1, 0);
 }, 1000).unref();
 
 parentPort!.postMessage({ ready: true });

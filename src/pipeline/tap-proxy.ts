@@ -10,6 +10,8 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import { EventEmitter } from 'eventemitter3';
 import type { AnyRecord, Peer, TlsInfo } from '../records/types.js';
+import type { SinkStats } from '../sinks/batching.js';
+import type { SinkSpec } from '../sinks/spec.js';
 import { deliver, deliverLines, forEachLine, type RecordCallbackError } from './deliver.js';
 import { masker, type MaskOptions } from './stages.js';
 import { attachWire, wireOf } from '../records/wire.js';
@@ -70,6 +72,12 @@ export interface TapProxyOptions extends SessionOptions {
    * this runs in the decoding thread, before records are serialised there.
    */
   mask?: boolean | MaskOptions;
+  /**
+   * Worker mode: sinks the decoding thread opens and writes itself (as plain data: `openSink`'s specs).
+   * Records are then written where they are made and never come back to the forwarding thread, so no
+   * `record` or `lines` event fires; `sinkStats` has each sink's counts and `sinkError` its failures.
+   */
+  sinks?: SinkSpec[];
 }
 
 export interface Upstream { host: string; port: number }
@@ -112,6 +120,8 @@ export interface TapProxyEvents {
   tapError: (error: Error, info: ConnectionInfo) => void;
   /** A `record` listener threw: its error (with `cause` and `record`); the record went on to the others. */
   userError: (error: RecordCallbackError) => void;
+  /** A sink of the decoding thread's own (`sinks`, by index) failed a batch; it retries as it always does. */
+  sinkError: (error: Error, sink: number) => void;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -132,11 +142,15 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
   private readonly worker: WorkerDecoding | null = null;
   /** Worker mode: connections by id, for the decode errors the worker reports. */
   private readonly infos = new Map<string, ConnectionInfo>();
+  /** The counts of the decoding thread's own sinks (`sinks`), as of its last reply; final after `close()`. */
+  sinkStats: SinkStats[];
 
   constructor(private readonly opts: TapProxyOptions) {
     super();
     const maskOptions = opts.mask ? (opts.mask === true ? {} : opts.mask) : undefined;
     if (maskOptions && opts.decodeIn !== 'worker') this.masked = masker(maskOptions);
+    this.sinkStats = (opts.sinks ?? []).map(() => ({ accepted: 0, written: 0, dropped: 0, failures: 0, rejected: 0, queued: 0 }));
+    if (opts.sinks?.length && opts.decodeIn !== 'worker') throw new Error("sinks are opened in the decoding thread: they need decodeIn 'worker'");
     if (opts.decodeIn === 'worker') {
       const cannot = (['mirror', 'keepRaw', 'protocols', 'protos'] as const).filter((k) => opts[k] !== undefined);
       if (cannot.length) throw new Error(`decodeIn 'worker' cannot take ${cannot.join(', ')}: they do not cross threads`);
@@ -144,9 +158,14 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
         session: { bodyCapture: opts.bodyCapture, maxHeaderSize: opts.maxHeaderSize, decodeValues: opts.decodeValues,
           traceKeys: opts.traceKeys, spanKeys: opts.spanKeys },
         protocol: opts.protocol, timeout: opts.timeout, connectionIdPrefix: opts.connectionIdPrefix,
-        mask: maskOptions,
+        mask: maskOptions, sinks: opts.sinks,
       }, opts.maxDecodeBacklog ?? 64 << 20, {
         lines: (text, count) => this.remoteLines(text, count),
+        made: (count) => { this.stats.records += count; },
+        sinks: (report) => {
+          this.sinkStats = report.stats;
+          for (const e of report.errors) this.emit('sinkError', new Error(e.message), e.sink);
+        },
         shed: (bytes) => { this.stats.decodeShed += bytes; },
         error: (id, message) => {
           this.stats.tapErrors++;
@@ -344,7 +363,6 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
 
   /** Worker mode: records arrive as JSON lines; parsed only for `record` listeners. */
   private remoteLines(text: string, count: number): void {
-    this.stats.records += count;
     if (this.listenerCount('lines') > 0) deliverLines(this.listeners('lines'), text, count, this.reportUserError, this);
     if (this.listenerCount('record') === 0) return;
     forEachLine(text, (line) => this.emit('record', JSON.parse(line) as AnyRecord));

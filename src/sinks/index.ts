@@ -11,3 +11,5 @@ export { SplunkSink } from './splunk.js';
 export type { SplunkSinkOptions } from './splunk.js';
 export { ClickHouseSink, clickHouseSchema } from './clickhouse.js';
 export type { ClickHouseSinkOptions } from './clickhouse.js';
+export { openSink } from './spec.js';
+export type { SinkSpec } from './spec.js';
