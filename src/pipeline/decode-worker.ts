@@ -24,7 +24,7 @@ try {
 const live = new Map<number, Conversation>();
 let records: AnyRecord[] = [];
 let errors: { id: number; message: string }[] = [];
-/** Records made since the last reply (counted for the proxy's stats, whether or not they travel). */
+/** Records the thread's own sinks took since the last reply (records that travel are counted on arrival). */
 let made = 0;
 const masked = opts.mask ? masker(opts.mask) : null;
 /**
@@ -45,10 +45,10 @@ sinks.forEach((s, i) => {
   s.on('written', reportSoon);
 });
 const out = sinks.length === 0 ? (r: AnyRecord) => { records.push(r); }
-  : sinks.length === 1 ? (r: AnyRecord) => { sinks[0].write(r); }
-  : (r: AnyRecord) => { for (const s of sinks) s.write(r); };
+  : sinks.length === 1 ? (r: AnyRecord) => { made++; sinks[0].write(r); }
+  : (r: AnyRecord) => { made++; for (const s of sinks) s.write(r); };
 /** A record made here: masked first when asked, then kept for the next reply or written. */
-const keep = masked ? (r: AnyRecord) => { made++; out(masked(r)); } : (r: AnyRecord) => { made++; out(r); };
+const keep = masked ? (r: AnyRecord) => { out(masked(r)); } : out;
 const now = () => performance.timeOrigin + performance.now();
 const SIDES = ['client', 'server'] as const;
 

@@ -363,6 +363,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
 
   /** Worker mode: records arrive as JSON lines; parsed only for `record` listeners. */
   private remoteLines(text: string, count: number): void {
+    this.stats.records += count;
     if (this.listenerCount('lines') > 0) deliverLines(this.listeners('lines'), text, count, this.reportUserError, this);
     if (this.listenerCount('record') === 0) return;
     forEachLine(text, (line) => this.emit('record', JSON.parse(line) as AnyRecord));

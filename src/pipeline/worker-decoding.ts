@@ -42,7 +42,7 @@ export interface Batch { seq: number; ops: Op[]; buf: ArrayBuffer | null; len: n
  */
 export interface Reply {
   seq: number; acked: number;
-  /** Records made since the last reply: in `records`, or written by the thread's own sinks. */
+  /** Records the thread's own sinks took since the last reply (they do not come back). */
   made: number;
   records: { text: string; count: number }[]; errors: { id: number; message: string }[];
   sinks: SinkReport | null;
@@ -76,7 +76,7 @@ export interface WorkerDecodingEvents {
   error(id: number, message: string): void;
   /** Bytes forwarded but not decoded: the backlog was full, or the thread is gone. */
   shed(bytes: number): void;
-  /** Records made (written by the thread's own sinks, or about to come as `lines`). */
+  /** Records made and handed to the thread's own sinks (they do not come as `lines`). */
   made(count: number): void;
   /** The thread's own sinks reported. */
   sinks(report: SinkReport): void;
