@@ -105,6 +105,47 @@ describe('JSONL sink', () => {
     expect(last[last.length - 1].connectionId).toBe('299');
   });
 
+  it('blocks of lines (writeLines) are written as they are, whole lines per rotated file, and bound, batched and counted by their records', async () => {
+    const path = join(tempDir(), 'b.jsonl');
+    // Blocks of 1 to 300 lines, each line ~1 KB: most blocks are bigger than a write piece (32 KiB).
+    const sink = new JsonlSink({ path, batchSize: 250, maxQueue: 1000, rotateBytes: 100_000, keep: 50, flushInterval: 60_000 });
+    const sent: string[] = [];
+    const block = (n: number) => {
+      const lines = Array.from({ length: n }, (_, k) => JSON.stringify({ n: sent.length + k, pad: 'x'.repeat(1000) }));
+      sent.push(...lines);
+      return lines.join('\n') + '\n';
+    };
+    const drops: number[] = [];
+    sink.on('drop', (n) => drops.push(n));
+    sink.writeLines(block(300), 300);
+    sink.writeLines(block(1), 1);
+    sink.write(rec(0));
+    sink.writeLine(JSON.stringify({ n: 'line' }));
+    // The queue holds 303 records (four items); 697 more fit, so a block of 698 is dropped whole.
+    expect(sink.stats).toMatchObject({ accepted: 303, queued: 303, dropped: 0 });
+    const big = block(698);
+    sink.writeLines(big, 698);
+    expect(sink.stats).toMatchObject({ accepted: 303, queued: 303, dropped: 698 });
+    expect(drops).toEqual([698]);
+    sink.writeLines(block(248), 248);
+    expect(sink.stats).toMatchObject({ accepted: 551, queued: 551 });
+    const batches: number[] = [];
+    sink.on('written', (n) => batches.push(n));
+    await sink.close();
+    expect(sink.stats).toMatchObject({ accepted: 551, written: 551, dropped: 698, queued: 0 });
+    // By records, not items: the 300-line block alone (more than a batch), then three single ones (the
+    // last block would take them past 250), then the last block.
+    expect(batches).toEqual([300, 3, 248]);
+    const files = [path, ...Array.from({ length: 50 }, (_, i) => `${path}.${i + 1}`)].filter(existsSync).reverse();
+    expect(files.length).toBeGreaterThan(3);
+    const text = files.map((f) => readFileSync(f, 'utf8'));
+    for (const t of text) expect(t.endsWith('\n')).toBe(true); // whole lines in every file
+    for (const t of text.slice(0, -1)) expect(t.length).toBeLessThanOrEqual(100_000 + 34_000);
+    const got = text.join('').split('\n').slice(0, -1);
+    const kept = [...sent.slice(0, 301), JSON.stringify(rec(0)), JSON.stringify({ n: 'line' }), ...sent.slice(301 + 698)];
+    expect(got).toEqual(kept);
+  });
+
   it('a full queue drops and counts instead of growing', () => {
     const sink = new JsonlSink({ path: join(tempDir(), 'r.jsonl'), maxQueue: 50, batchSize: 1000, flushInterval: 60_000 });
     const drops: number[] = [];

@@ -11,7 +11,7 @@ const proxy = mode === 'cluster'
   : new TapProxy({ ...options, decodeIn: mode === 'worker' ? 'worker' : 'inline', sinks: mode === 'worker' ? [{ kind: 'jsonl', options: file }] : undefined });
 const sink = mode === 'worker' ? null : new JsonlSink(file);
 // As `flowtap dump` does with --workers 2: the JSON lines made where the records were made are written as they are.
-if (mode === 'cluster') proxy.on('lines', (text) => { for (const line of text.slice(0, -1).split('\n')) sink.writeLine(line); });
+if (mode === 'cluster') proxy.on('lines', (text, count) => sink.writeLines(text, count));
 else if (sink) proxy.on('record', (r) => sink.write(r));
 await proxy.listen();
 process.send?.('ready');

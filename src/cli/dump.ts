@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { PluginFile } from '../plugins/load.js';
 import type { PluginHost, PluginStats } from '../plugins/host.js';
-import { forEachLine } from '../pipeline/deliver.js';
 import { protocols } from '../pipeline/protocols.js';
 import type { TapProxyStats } from '../pipeline/tap-proxy.js';
 import type { MirrorOptions, ShadowStats } from '../replay/mirror.js';
@@ -168,7 +167,7 @@ async function runDump(o: {
     // Plugins and masking run in each process, before records leave it; this one only writes them out.
     const c = new TapCluster({ workers: o.workers, proxy: proxyOptions, plugins: o.plugins, mask: o.mask, mirror: o.mirror });
     // JSON lines only: each record goes out as its process wrote it, neither parsed nor written again here.
-    if (sinks.every((x) => 'writeLine' in x)) c.on('lines', writeLines(sinks as LineSink[]));
+    if (sinks.every((x) => 'writeLines' in x)) c.on('lines', writeLines(sinks as LineSink[]));
     else c.on('record', pipeline(tee(...sinks)));
     c.on('workerExit', (x) => process.stderr.write(`\nflowtap: tap process ${x.worker} exited (${x.signal ?? `code ${x.code}`})${x.replaced ? '; a new one took its place' : '; too many exits this minute, not replaced'}\n`));
     tap = { events: c, stats: () => c.stats, listen: () => c.listen(), close: () => c.close(), mirrorStats: () => c.mirrorStats, pluginStats: () => c.pluginStats, sinkStats: () => [] };
@@ -187,7 +186,7 @@ async function runDump(o: {
       const printers = o.outs.map(sinkErrorPrinter);
       p.on('sinkError', (e, i) => printers[i](e));
     } else if (o.host) p.on('record', pipeline(o.host.stage(), ...(o.mask ? [mask()] : []), tee(...sinks)));
-    else if (o.decodeIn === 'worker' && sinks.every((x) => 'writeLine' in x)) p.on('lines', writeLines(sinks as LineSink[]));
+    else if (o.decodeIn === 'worker' && sinks.every((x) => 'writeLines' in x)) p.on('lines', writeLines(sinks as LineSink[]));
     else p.on('record', pipeline(tee(...sinks)));
     tap = {
       events: p, stats: () => p.stats, listen: () => p.listen(),
@@ -237,7 +236,7 @@ async function runDump(o: {
   return 0;
 }
 
-interface LineSink { writeLine(json: string): void }
+interface LineSink { writeLines(text: string, count: number): void }
 
 /** An output as it may be printed: a store's URL without its credentials (a Splunk token lives there). */
 function outName(out: OutSpec): string {
@@ -248,9 +247,9 @@ function outName(out: OutSpec): string {
   return u.toString();
 }
 
-/** JSON lines (records serialised where they were made) to sinks that write them as they are. */
-function writeLines(sinks: LineSink[]): (text: string) => void {
-  return (text) => forEachLine(text, (line) => { for (const s of sinks) s.writeLine(line); });
+/** JSON lines (records serialised where they were made) to sinks that write them as they are, a block at a time. */
+function writeLines(sinks: LineSink[]): (text: string, count: number) => void {
+  return (text, count) => { for (const s of sinks) s.writeLines(text, count); };
 }
 
 /** What dump needs of a TapProxy or a TapCluster. */

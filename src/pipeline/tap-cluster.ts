@@ -79,7 +79,7 @@ export interface TapClusterEvents {
   record: (record: AnyRecord) => void;
   /**
    * The same records as JSON lines, as a process sent them (`text` ends with a newline; `count` lines):
-   * for a consumer that writes JSON anyway (`JsonlSink#writeLine`). Records are parsed only when
+   * for a consumer that writes JSON anyway (`JsonlSink#writeLines`). Records are parsed only when
    * something listens to `record`.
    */
   lines: (text: string, count: number) => void;

@@ -110,7 +110,7 @@ export interface TapProxyEvents {
   record: (record: AnyRecord) => void;
   /**
    * The same records as JSON lines (`text` ends with a newline; `count` lines), for a consumer that writes
-   * JSON anyway (`JsonlSink#writeLine`). In worker mode they were serialised in the decoding thread, and
+   * JSON anyway (`JsonlSink#writeLines`). In worker mode they were serialised in the decoding thread, and
    * records are parsed on this one only when something listens to `record`.
    */
   lines: (text: string, count: number) => void;

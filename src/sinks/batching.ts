@@ -61,6 +61,10 @@ export interface RecordSink {
 export abstract class BatchingSink<T = ExchangeRecord> extends EventEmitter<SinkEvents> implements RecordSink {
   readonly stats: SinkStats = { accepted: 0, written: 0, dropped: 0, failures: 0, rejected: 0, queued: 0 };
   private queue: T[] = [];
+  /** Records in the queue: its length, unless it holds blocks of several (`weigh`). */
+  private queued = 0;
+  /** Something weighing more than one was queued: batches are then cut by weight. */
+  private weighted = false;
   private timer: NodeJS.Timeout | null = null;
   private sending = false;
   private closing = false;
@@ -93,19 +97,30 @@ export abstract class BatchingSink<T = ExchangeRecord> extends EventEmitter<Sink
     this.enqueue(record as T);
   }
 
-  /** Queue one item (bounded: past `maxQueue` it is dropped and counted). */
-  protected enqueue(record: T): void {
-    if (this.closing) { this.stats.dropped++; return; }
-    if (this.queue.length >= this.o.maxQueue) {
-      this.stats.dropped++;
+  /**
+   * How many records an item of the queue holds: 1, but a sink that queues blocks of records (JsonlSink's
+   * lines) says how many, and the bound, the batches and the counts go by records, not items.
+   */
+  protected weigh(item: T): number {
+    void item;
+    return 1;
+  }
+
+  /** Queue one item of `weight` records (bounded: past `maxQueue` records it is dropped and counted). */
+  protected enqueue(record: T, weight = 1): void {
+    if (this.closing) { this.stats.dropped += weight; return; }
+    if (this.queued + weight > this.o.maxQueue) {
+      this.stats.dropped += weight;
       if (!this.dropping) { this.dropping = true; this.emit('drop', this.stats.dropped); }
       return;
     }
+    if (weight !== 1) this.weighted = true;
     this.dropping = false;
     this.queue.push(record);
-    this.stats.accepted++;
-    this.stats.queued = this.queue.length;
-    if (this.queue.length >= this.o.batchSize) this.kick(0);
+    this.queued += weight;
+    this.stats.accepted += weight;
+    this.stats.queued = this.queued;
+    if (this.queued >= this.o.batchSize) this.kick(0);
     else if (!this.timer && !this.sending) this.kick(this.o.flushInterval);
   }
 
@@ -118,8 +133,9 @@ export abstract class BatchingSink<T = ExchangeRecord> extends EventEmitter<Sink
       if (this.sending) { await new Promise((r) => setTimeout(r, 10)); continue; }
       if (!(await this.flushOnce())) { attempts++; await new Promise((r) => setTimeout(r, Math.min(this.o.backoff * 2 ** attempts, 2000))); }
     }
-    this.stats.dropped += this.queue.length; // could not be written before closing: counted, not lost silently
+    this.stats.dropped += this.queued; // could not be written before closing: counted, not lost silently
     this.queue = [];
+    this.queued = 0;
     this.stats.queued = 0;
     await this.release();
   }
@@ -142,16 +158,32 @@ export abstract class BatchingSink<T = ExchangeRecord> extends EventEmitter<Sink
       this.kick(this.delay);
     } else {
       this.delay = 0;
-      if (this.queue.length >= this.o.batchSize) this.kick(0);
+      if (this.queued >= this.o.batchSize) this.kick(0);
       else if (this.queue.length > 0) this.kick(this.o.flushInterval);
     }
+  }
+
+  /** Records in these items. */
+  private weightOf(items: T[]): number {
+    if (!this.weighted) return items.length;
+    let n = 0;
+    for (const x of items) n += this.weigh(x);
+    return n;
+  }
+
+  /** How many items from the head of the queue make up to `records` records (at least one). */
+  private itemsFor(records: number): number {
+    let n = 0;
+    let k = 0;
+    while (k < this.queue.length && (k === 0 || n + this.weigh(this.queue[k]) <= records)) n += this.weigh(this.queue[k++]);
+    return k;
   }
 
   /** One batch; true when written (or nothing to do). */
   private async flushOnce(): Promise<boolean> {
     if (this.queue.length === 0) return true;
     this.sending = true;
-    const batch = this.queue.slice(0, this.o.batchSize);
+    const batch = this.queue.slice(0, this.weighted ? this.itemsFor(this.o.batchSize) : this.o.batchSize);
     let timer: NodeJS.Timeout | undefined;
     try {
       // A store that hangs must not hold the queue forever: past sendTimeout the batch counts as failed.
@@ -164,15 +196,18 @@ export abstract class BatchingSink<T = ExchangeRecord> extends EventEmitter<Sink
       this.queue.splice(0, batch.length);
       const retry = outcome ? outcome.retry : [];
       const rejected = outcome ? outcome.rejected : 0;
-      const written = batch.length - retry.length - rejected;
+      const sent = this.weightOf(batch);
+      const again = this.weightOf(retry);
+      const written = sent - again - rejected;
       this.stats.written += written;
       this.stats.rejected += rejected;
       if (retry.length > 0) this.queue.unshift(...retry);
-      this.stats.queued = this.queue.length;
+      this.queued -= sent - again;
+      this.stats.queued = this.queued;
       if (written > 0) this.emit('written', written);
       if (retry.length > 0) {
         this.stats.failures++;
-        this.emit('error', new Error(`the store took ${written} of ${batch.length} records; ${retry.length} will be retried`), this.o.backoff);
+        this.emit('error', new Error(`the store took ${written} of ${sent} records; ${again} will be retried`), this.o.backoff);
         return false;
       }
       return true;
