@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -189,6 +189,16 @@ describe('flowtap dump', () => {
     expect(code).toBe(0);
     const records = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(records.map((r) => [r.endpoint, r.code, r.request.headers.authorization])).toEqual([['/one', 200, '***'], ['/two', 200, '***']]);
+  });
+
+  it('an output file that cannot be opened is an error at once (exit 2), before any traffic', () => {
+    const dir = tempDir();
+    for (const [target, why] of [[join(dir, 'no/such/dir.jsonl'), 'its directory does not exist'], [dir, 'it is a directory']]) {
+      const r = spawnSync('node', [new URL('../dist/cli.js', import.meta.url).pathname, 'dump', '--listen', '127.0.0.1:0', '--upstream', '127.0.0.1:9',
+        '--out', `jsonl:${target}`], { encoding: 'utf8', timeout: 20_000 });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toBe(`flowtap: --out jsonl:${target}: cannot open it for writing: ${why}\n`);
+    }
   });
 
   // By default the decoding thread writes both outputs itself; inline, this thread does.

@@ -1,4 +1,5 @@
 /** What the CLI's commands share: usage errors, flag parsing, addresses, sinks and plugins. */
+import { closeSync, openSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { PluginHost, PluginStats } from '../plugins/host.js';
 import type { SinkSpec } from '../sinks/spec.js';
@@ -90,6 +91,25 @@ export function outSpec(spec: string): OutSpec {
     throw new UsageError('--out splunk: no HEC token (put it in the URL as http://:TOKEN@host:8088 or set FLOWTAP_SPLUNK_TOKEN)');
   }
   return { kind, target };
+}
+
+/**
+ * The first JSONL output that cannot be opened for appending, said as an error; null when all can. Checked
+ * before any traffic: a wrong path is an error at once, not a sink that fails and retries until the end.
+ */
+export function unwritableOutput(outs: OutSpec[], flag = '--out'): string | null {
+  for (const o of outs) {
+    if (o.kind !== 'jsonl' || o.target === '-') continue;
+    try {
+      closeSync(openSync(o.target, 'a'));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === 'ENOENT' ? 'its directory does not exist' : code === 'EISDIR' ? 'it is a directory'
+        : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+      return `${flag} jsonl:${o.target}: cannot open it for writing: ${why}`;
+    }
+  }
+  return null;
 }
 
 /** What an --out spec opens, as plain data (a decoding thread can open it too). */

@@ -8,7 +8,7 @@ import type { TapProxyStats } from '../pipeline/tap-proxy.js';
 import type { MirrorOptions, ShadowStats } from '../replay/mirror.js';
 import { applyRate, SELECT_FLAGS, SELECT_HELP, selectionFrom } from './select-flags.js';
 import type { SinkStats } from '../sinks/batching.js';
-import { hostPort, makeSink, outSpec, parseFlags, printPluginStats, sinkErrorPrinter, sinkSpec, UsageError, untilStopped, wholeNumber, withPlugins, type OutSpec } from './common.js';
+import { hostPort, makeSink, outSpec, parseFlags, printPluginStats, sinkErrorPrinter, sinkSpec, UsageError, untilStopped, unwritableOutput, wholeNumber, withPlugins, type OutSpec } from './common.js';
 
 export const DUMP_USAGE = `usage: flowtap dump --listen [HOST:]PORT --upstream HOST:PORT [options]
 
@@ -145,6 +145,8 @@ async function runDump(o: {
   tls?: { cert: Buffer; key: Buffer; ALPNProtocols?: string[] }; upstreamTls?: { ca?: Buffer; rejectUnauthorized: boolean };
   decodeIn: 'inline' | 'worker'; idleTimeout: number; workers: number;
 }): Promise<number> {
+  const unwritable = unwritableOutput(o.outs);
+  if (unwritable) { process.stderr.write(`flowtap: ${unwritable}\n`); return 2; }
   // Decoded in a thread with nothing else needing the records here, the thread writes them itself, so
   // they never come back to the forwarding thread (stdout stays this thread's: a worker's stdout is piped
   // through it anyway).

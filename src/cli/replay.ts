@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { applyRate, parseSpeed, parseWait, selectionFrom, SELECT_FLAGS, SELECT_HELP } from './select-flags.js';
-import { hostPort, makeSink, outSpec, parseFlags, untilStopped, UsageError, wholeNumber, withPlugins } from './common.js';
+import { hostPort, makeSink, outSpec, parseFlags, untilStopped, unwritableOutput, UsageError, wholeNumber, withPlugins } from './common.js';
 import type { PluginHost } from '../plugins/host.js';
 import type { AnyRecord } from '../records/types.js';
 import { attachWire, wireOf } from '../records/wire.js';
@@ -223,6 +223,8 @@ async function runReplay(files: string[], opts: import('../replay/replayer.js').
     process.stderr.write(`flowtap: ${(e as Error).message}\n`);
     return 2;
   }
+  const unwritable = unwritableOutput(records, '--records');
+  if (unwritable) { process.stderr.write(`flowtap: ${unwritable}\n`); return 2; }
   const sinks = await Promise.all(records.map(makeSink));
   const toSinks = (r: AnyRecord) => { for (const s of sinks) s.write(r); };
   if (sinks.length) replayer.on('record', host ? (r) => host.process(r, toSinks) : toSinks);
