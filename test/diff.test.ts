@@ -112,6 +112,12 @@ describe('three-way diff from a recording', () => {
     expect(r.stdout).toMatch(/three-way: 12 requests/);
     expect(r.stdout).toMatch(/note: 12 × secondary: no answer/);
     expect(r.stdout).toMatch(/note: 12 × candidate: not JSON although declared so/);
+    // A report path that cannot be written is said before the run, not thrown after it.
+    const nowhere = join(dir, 'no/report.html');
+    const unwritable = await runAsync('node', [CLI, 'diff', file, '--primary', s.primary, '--secondary', s.secondary, '--candidate', s.candidate, '--report-html', nowhere]);
+    expect(unwritable.status).toBe(2);
+    expect(unwritable.stderr).toBe(`flowtap: --report-html ${nowhere}: ${join(dir, 'no')}: no such directory\n`);
+    expect(unwritable.stdout).toBe('');
   });
 });
 

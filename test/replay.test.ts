@@ -328,6 +328,48 @@ describe('bad input', () => {
   });
 });
 
+describe('outputs that cannot be written', () => {
+  it('a missing directory or a directory as the file: exit 2 at once, for record -o, replay --out and --records', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'one.gor'), gor(1, id(1), T0, 'GET /one HTTP/1.1\r\n\r\n'));
+    const cases: [string[], string][] = [
+      [['record', '--listen', '127.0.0.1:0', '--upstream', '127.0.0.1:9', '-o', join(dir, 'no/x.gor'), '--duration', '5'], `flowtap: -o ${join(dir, 'no/x.gor')}: ${join(dir, 'no')}: no such directory\n`],
+      [['record', '--listen', '127.0.0.1:0', '--upstream', '127.0.0.1:9', '-o', dir, '--duration', '5'], `flowtap: -o ${dir}: ${dir} is a directory\n`],
+      [['replay', join(dir, 'one.gor'), '--target', 'http://127.0.0.1:9', '--out', join(dir, 'no/out.gor')], `flowtap: --out ${join(dir, 'no/out.gor')}: ${join(dir, 'no')}: no such directory\n`],
+      [['replay', join(dir, 'one.gor'), '--target', 'http://127.0.0.1:9', '--records', `jsonl:${join(dir, 'no/r.jsonl')}`], `flowtap: --records jsonl:${join(dir, 'no/r.jsonl')}: cannot open it for writing: its directory does not exist\n`],
+    ];
+    for (const [args, stderr] of cases) {
+      const r = await runAsync('node', [CLI, ...args]);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr).toBe(stderr);
+    }
+  });
+
+  it('a recording whose disk fills (/dev/full) through the proxy: traffic goes on untouched, the loss is said, exit 1', async () => {
+    const up = await target();
+    const port = await freePort();
+    const cli = runAsync('node', [CLI, 'record', '--listen', `127.0.0.1:${port}`, '--upstream', `127.0.0.1:${up.port}`, '-o', '/dev/full', '--duration', '3']);
+    let answers: string[] = [];
+    for (let i = 0; i < 100 && answers.length === 0; i++) {
+      answers = await Promise.all([1, 2, 3, 4, 5].map((k) => get(port, `/${k}`))).catch(() => []);
+      if (answers.length === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(answers).toEqual([1, 2, 3, 4, 5].map((k) => `answer /${k}`));
+    const r = await cli;
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/exchanges seen for \/dev\/full; the recording is incomplete: cannot write \/dev\/full: ENOSPC[^\n]*\(\d+ payloads after that were not written\)\n$/);
+
+    // replay --out the same: every request still sent and answered, the output's loss said, exit 1.
+    const dir = tempDir();
+    writeFileSync(join(dir, 'three.gor'), Buffer.concat([1, 2, 3].map((i) => gor(1, id(i), T0 + ms(i), `GET /r${i} HTTP/1.1\r\n\r\n`))));
+    const rep = await runAsync('node', [CLI, 'replay', join(dir, 'three.gor'), '--target', up.url, '--speed', 'max', '--out', '/dev/full']);
+    expect(rep.status).toBe(1);
+    expect(rep.stderr).toMatch(/replayed 3 of 3 requests .*: 3 answered, 0 failed/);
+    expect(rep.stderr).toMatch(/flowtap: --out is incomplete: cannot write \/dev\/full: ENOSPC[^\n]*\(\d+ payloads after that were not written\)\n/);
+    expect(up.seen.map((x) => x.url).filter((u) => u.startsWith('/r'))).toEqual(['/r1', '/r2', '/r3']);
+  }, 20_000);
+});
+
 describe('record, then replay through the API, with type-3 output', () => {
   it('Replayer: each request once, answers as records and type-3 payloads paired with their ids', async () => {
     const before = await target();

@@ -39,7 +39,7 @@ report:
   -h, --help             show this help
 
 exit status: 0 done (or no real difference with --fail-on-diff), 1 real differences with --fail-on-diff,
-2 bad arguments or unreadable files`;
+2 bad arguments, unreadable files, or a report that cannot be written`;
 
 export function diff(args: string[]): Promise<number> | number {
   const { values: v, positionals } = parseFlags({
@@ -79,6 +79,12 @@ export function diff(args: string[]): Promise<number> | number {
   const duration = v.duration === undefined ? undefined : wholeNumber('--duration', v.duration) * 1000;
   const listen = v.listen === undefined ? undefined : hostPort('--listen', v.listen, '127.0.0.1');
   return (async () => {
+    // The reports are written at the end: a path that cannot take them is said now, not after the run.
+    const { unwritablePath } = await import('../replay/files.js');
+    for (const flag of ['report-json', 'report-html'] as const) {
+      const bad = v[flag] === undefined ? null : unwritablePath(v[flag]!);
+      if (bad) { process.stderr.write(`flowtap: --${flag} ${v[flag]}: ${bad}\n`); return 2; }
+    }
     let protos;
     if (v['proto-dir'] !== undefined) {
       const { ProtoRegistry } = await import('../codecs/grpc/schemas.js');
@@ -118,8 +124,17 @@ export function diff(args: string[]): Promise<number> | number {
     }
     const { htmlReport, jsonReport, terminalReport } = await import('../diff/report.js');
     process.stdout.write(terminalReport(report));
-    if (v['report-json']) writeFileSync(v['report-json'], jsonReport(report));
-    if (v['report-html']) writeFileSync(v['report-html'], htmlReport(report));
+    let unwritten = false;
+    for (const [flag, text] of [['report-json', () => jsonReport(report)], ['report-html', () => htmlReport(report)]] as const) {
+      const path = v[flag];
+      if (path === undefined) continue;
+      try { writeFileSync(path, text()); } catch (e) {
+        // The terminal report above stands; this one is said lost, not thrown as a crash.
+        process.stderr.write(`flowtap: --${flag} ${path}: cannot write it: ${(e as Error).message}\n`);
+        unwritten = true;
+      }
+    }
+    if (unwritten) return 2;
     return v['fail-on-diff'] && report.withDifferences > 0 ? 1 : 0;
   })();
 }

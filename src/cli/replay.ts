@@ -35,8 +35,9 @@ options:
   -h, --help             show this help
 
 At the end it prints what was recorded and, for a live capture, what libpcap reports: packets received
-and dropped by the kernel. exit status: 0 done, 2 bad arguments, a missing tcpdump, no capture permission
-or an unreadable input`;
+and dropped by the kernel. exit status: 0 done, 1 the recording could not be written to the end (the
+disk filled), 2 bad arguments, an output that cannot be written, a missing tcpdump, no capture
+permission or an unreadable input`;
 
 export const REPLAY_USAGE = `usage: flowtap replay FILE... --target URL [options]
 
@@ -64,8 +65,9 @@ output:
   --plugin FILE          plugin hooks over those records; repeatable (--plugin-worker FILE: in a worker)
   -h, --help             show this help
 
-exit status: 0 every request sent was answered; 1 some were not (refused, reset, timed out) or the
-middleware exited; 2 bad arguments or a file that is neither .gor nor a flowtap recording`;
+exit status: 0 every request sent was answered; 1 some were not (refused, reset, timed out), the
+middleware exited or --out could not be written to the end; 2 bad arguments, an output that cannot be
+written, or a file that is neither .gor nor a flowtap recording`;
 
 export function record(args: string[]): Promise<number> | number {
   const { values: v, positionals } = parseFlags({
@@ -98,6 +100,9 @@ async function runRecord(o: {
   keepRaw: number; sizeLimit?: number; duration?: number; host: PluginHost | null;
 }): Promise<number> {
   const { Recorder } = await import('../replay/recorder.js');
+  const { unwritablePath } = await import('../replay/files.js');
+  const unwritable = unwritablePath(o.output);
+  if (unwritable) { process.stderr.write(`flowtap: -o ${o.output}: ${unwritable}\n`); return 2; }
   const recorder = new Recorder(o.output, { sizeLimit: o.sizeLimit });
   // Hooks see the record first; the recorder writes what they pass on (a copy keeps no wire: see wireOf).
   const write = (r: AnyRecord) => { recorder.record(r); };
@@ -150,9 +155,10 @@ async function runRecord(o: {
   const s = recorder.stats;
   const notes = [s.unrecordable && `${s.unrecordable} without request bytes (not recorded)`, s.notHttp1 && `${s.notHttp1} not HTTP/1 (a .gor file holds HTTP/1 only: use a flowtap recording)`,
     s.cut && `${s.cut} messages over the body cap, kept cut`].filter(Boolean);
-  process.stderr.write(`flowtap: ${s.exchanges} exchanges recorded to ${recorder.files.join(', ') || o.output}${notes.length ? `; ${notes.join('; ')}` : ''}\n`);
+  const failed = recorder.failure ? `; the recording is incomplete: ${recorder.failure.message} (${recorder.lost} payloads after that were not written)` : '';
+  process.stderr.write(`flowtap: ${s.exchanges} exchanges ${failed ? 'seen for' : 'recorded to'} ${recorder.files.join(', ') || o.output}${notes.length ? `; ${notes.join('; ')}` : ''}${failed}\n`);
   if (pcapStats) process.stderr.write(`flowtap: tcpdump: ${pcapStats}\n`);
-  return code;
+  return failed ? code || 1 : code;
 }
 
 /**
@@ -225,6 +231,9 @@ async function runReplay(files: string[], opts: import('../replay/replayer.js').
   }
   const unwritable = unwritableOutput(records, '--records');
   if (unwritable) { process.stderr.write(`flowtap: ${unwritable}\n`); return 2; }
+  const { unwritablePath } = await import('../replay/files.js');
+  const badOut = opts.out === undefined ? null : unwritablePath(opts.out);
+  if (badOut) { process.stderr.write(`flowtap: --out ${opts.out}: ${badOut}\n`); return 2; }
   const sinks = await Promise.all(records.map(makeSink));
   const toSinks = (r: AnyRecord) => { for (const s of sinks) s.write(r); };
   if (sinks.length) replayer.on('record', host ? (r) => host.process(r, toSinks) : toSinks);
@@ -263,8 +272,9 @@ async function runReplay(files: string[], opts: import('../replay/replayer.js').
   if (s.malformed) lines.push(`unreadable requests skipped: ${s.malformed}`);
   for (const [why, n] of Object.entries(s.errors)) lines.push(`failed: ${n} × ${why}`);
   if (s.stoppedBy) lines.push(`stopped: ${s.stoppedBy}; nothing was sent twice`);
+  if (s.outFailure) lines.push(`--out is incomplete: ${s.outFailure.message} (${s.outFailure.lost} payloads after that were not written)`);
   process.stderr.write(lines.map((l) => `flowtap: ${l}\n`).join(''));
-  return s.failed > 0 || s.stoppedBy ? 1 : 0;
+  return s.failed > 0 || s.stoppedBy || s.outFailure ? 1 : 0;
 }
 
 const fmt = (x: number | null) => (x === null ? '-' : x.toFixed(1));

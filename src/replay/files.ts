@@ -3,8 +3,8 @@
  * their names), several files or a glob merged by timestamp; writing them with GoReplay's name tokens
  * (`%Y %m %d %H %M %S`) and size-limited chunks (`name_0.gor`, `name_1.gor`, ...).
  */
-import { createReadStream, createWriteStream, existsSync, readdirSync, statSync, type WriteStream } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { accessSync, constants, createReadStream, createWriteStream, existsSync, readdirSync, statSync, type WriteStream } from 'node:fs';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { createGunzip, createGzip, type Gzip } from 'node:zlib';
 import { decodeFtr, encodeFtr, FTR_HEADER } from './ftr.js';
 import { encodeGor, GorReader } from './gor.js';
@@ -235,6 +235,23 @@ export function expandName(pattern: string, now = new Date()): string {
 }
 
 /** `dir/name.gor.gz` → `dir/name_N.gor.gz`. */
+/**
+ * Why a recording could not be written at `pattern` (its directory is missing or not writable, or the name
+ * is a directory), or null: checked before recording starts, so a wrong path is an error at once.
+ */
+export function unwritablePath(pattern: string): string | null {
+  const path = resolvePath(expandName(pattern));
+  try {
+    if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) return `${pattern} is a directory`;
+    const dir = dirname(path);
+    if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return `${dirname(pattern) === '.' ? dir : dirname(pattern)}: no such directory`;
+    accessSync(dir, constants.W_OK);
+    return null;
+  } catch (e) {
+    return `cannot write in ${dirname(path)}: ${(e as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (e as Error).message}`;
+  }
+}
+
 function chunkName(path: string, n: number): string {
   const b = basename(path);
   const dot = b.search(/\.(gor|ftr|jsonl)(\.gz)?$/);
@@ -247,6 +264,13 @@ export class RecordingWriter {
   /** Payloads a `.gor` file cannot hold (not HTTP/1): skipped, counted. */
   skipped = 0;
   written = 0;
+  /**
+   * Why the file could not be written (it could not be opened, the disk filled), or null. From then on
+   * nothing more is written and payloads are counted in `lost`; whatever was handed out just before it may
+   * be missing from the file too.
+   */
+  failure: Error | null = null;
+  lost = 0;
   readonly files: string[] = [];
   private out: WriteStream | null = null;
   private gzip: Gzip | null = null;
@@ -261,6 +285,7 @@ export class RecordingWriter {
 
   /** Write one payload; false when the stream wants a pause (wait for `drained()`). */
   write(p: Payload): boolean {
+    if (this.failure) { this.lost++; return true; }
     let data: Buffer;
     if (this.format === 'gor') {
       if (p.raw === undefined || p.protocol !== 'http1') { this.skipped++; return true; }
@@ -279,7 +304,9 @@ export class RecordingWriter {
 
   drained(): Promise<void> {
     const s = this.gzip ?? this.out;
-    return s && s.writableNeedDrain ? new Promise((r) => s.once('drain', () => r())) : Promise.resolve();
+    if (this.failure || !s || !s.writableNeedDrain) return Promise.resolve();
+    // A file that fails while full never drains: its failure ends the wait too.
+    return new Promise((r) => { s.once('drain', () => r()); s.once('error', () => r()); this.out?.once('error', () => r()); });
   }
 
   async close(): Promise<void> {
@@ -292,7 +319,11 @@ export class RecordingWriter {
     const path = this.opts.sizeLimit ? chunkName(name, this.chunk++) : name;
     this.files.push(path);
     this.out = createWriteStream(path);
+    // A stream error is kept, never thrown: a recorder in front of live traffic must not take it down.
+    const failed = (e: Error) => { this.failure ??= new Error(`cannot write ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'its directory does not exist' : e.message}`); };
+    this.out.on('error', failed);
     this.gzip = this.gz ? createGzip() : null;
+    this.gzip?.on('error', failed);
     if (this.gzip) this.gzip.pipe(this.out);
     this.bytes = 0;
     if (this.format === 'flowtap') {
@@ -308,9 +339,11 @@ export class RecordingWriter {
     this.out = null;
     this.gzip = null;
     if (!out) return Promise.resolve();
-    return new Promise((resolve, reject) => {
+    // Done when the file is closed, or failed (the failure is in `failure`).
+    return new Promise((resolve) => {
+      if (out.destroyed) { resolve(); return; }
       out.once('close', () => resolve());
-      out.once('error', reject);
+      out.once('error', () => resolve());
       if (gzip) gzip.end(); else out.end();
     });
   }

@@ -35,6 +35,16 @@ export class Recorder {
     return this.writer.files;
   }
 
+  /** Why the recording could not be written, or null (see `RecordingWriter.failure`). */
+  get failure(): Error | null {
+    return this.writer.failure;
+  }
+
+  /** Payloads not written because the file had failed. */
+  get lost(): number {
+    return this.writer.lost;
+  }
+
   /** A pipeline stage's worth: write the record's exchange; false when it could not be recorded. */
   record(r: AnyRecord): boolean {
     const payloads = payloadsOf(r);

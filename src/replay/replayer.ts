@@ -80,6 +80,8 @@ export interface ReplaySummary {
   elapsedMs: number;
   /** The middleware exited: why (the replay stopped there). */
   stoppedBy: string | null;
+  /** `out` could not be written (why), and how many payloads it lost; null when it was written whole. */
+  outFailure: { message: string; lost: number } | null;
 }
 
 export interface ReplayerEvents {
@@ -95,7 +97,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export class Replayer extends EventEmitter<ReplayerEvents> {
   readonly summary: ReplaySummary = {
     requests: 0, sent: 0, answered: 0, failed: 0, filtered: 0, heldBack: 0, sampledOut: 0, droppedByMiddleware: 0, malformed: 0,
-    byCode: {}, errors: {}, latency: { p50: null, p99: null }, originalLatency: { p50: null, p99: null }, elapsedMs: 0, stoppedBy: null,
+    byCode: {}, errors: {}, latency: { p50: null, p99: null }, originalLatency: { p50: null, p99: null }, elapsedMs: 0, stoppedBy: null, outFailure: null,
   };
   /** The target, then the `also` ones: where each is, its path prefix, its Host. */
   private readonly sides: { target: Target; prefix: string; host: string }[];
@@ -146,6 +148,7 @@ export class Replayer extends EventEmitter<ReplayerEvents> {
       for (const s of this.sessions.values()) s.pool.close();
       await this.writer?.close();
     }
+    if (this.writer?.failure) this.summary.outFailure = { message: this.writer.failure.message, lost: this.writer.lost };
     this.summary.elapsedMs = now() - t0;
     this.summary.latency = percentiles(this.latencies);
     this.summary.originalLatency = percentiles([...this.sentIds].map((id) => this.originals.get(id)).filter((x): x is number => x !== undefined));
