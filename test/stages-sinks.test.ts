@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -144,6 +144,31 @@ describe('JSONL sink', () => {
     const got = text.join('').split('\n').slice(0, -1);
     const kept = [...sent.slice(0, 301), JSON.stringify(rec(0)), JSON.stringify({ n: 'line' }), ...sent.slice(301 + 698)];
     expect(got).toEqual(kept);
+  });
+
+  it('a file that fails (a full disk, a missing directory) fails its batches, never counts them written, and is opened again once it can be', async () => {
+    const full = new JsonlSink({ path: '/dev/full', flushInterval: 5, backoff: 5, maxBackoff: 20, maxQueue: 20 });
+    const errors: string[] = [];
+    full.on('error', (e) => errors.push(e.message));
+    for (let i = 0; i < 30; i++) full.write(rec(i));
+    for (let i = 0; i < 100 && full.stats.failures < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(full.stats.failures).toBeGreaterThanOrEqual(2);
+    expect(errors[0]).toMatch(/ENOSPC/);
+    await full.close();
+    expect(full.stats).toMatchObject({ accepted: 20, written: 0, dropped: 10 + 20, queued: 0 });
+
+    const dir = join(tempDir(), 'later');
+    const path = join(dir, 'r.jsonl');
+    const sink = new JsonlSink({ path, flushInterval: 5, backoff: 5, maxBackoff: 20 });
+    sink.on('error', () => {});
+    for (let i = 0; i < 5; i++) sink.write(rec(i));
+    for (let i = 0; i < 100 && sink.stats.failures === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(sink.stats).toMatchObject({ written: 0, queued: 5 });
+    mkdirSync(dir); // the directory appears: the next attempt opens the file and writes the batch
+    for (let i = 0; i < 200 && sink.stats.written < 5; i++) await new Promise((r) => setTimeout(r, 10));
+    await sink.close();
+    expect(sink.stats).toMatchObject({ accepted: 5, written: 5, dropped: 0 });
+    expect(readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l).connectionId)).toEqual(['0', '1', '2', '3', '4']);
   });
 
   it('a full queue drops and counts instead of growing', () => {

@@ -23,6 +23,10 @@ class LineBlock {
 export class JsonlSink extends BatchingSink<ExchangeRecord | string | LineBlock> {
   private out: WriteStream | NodeJS.WriteStream;
   private size = 0;
+  /** The file failed (it could not be opened, the disk filled): the next batch opens it again. */
+  private broken = false;
+  /** The last piece's write: settled once the bytes before it are in the file too, or they failed. */
+  private lastWrite: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: JsonlSinkOptions) {
     super({ flushInterval: 200, ...opts });
@@ -51,12 +55,17 @@ export class JsonlSink extends BatchingSink<ExchangeRecord | string | LineBlock>
     return item instanceof LineBlock ? item.count : 1;
   }
 
-  protected async send(batch: (ExchangeRecord | string)[]): Promise<void> {
+  /**
+   * A batch counts as written once the file took its last byte (its write's callback), and as failed —
+   * retried with the base's backoff — when the file failed under it. Pieces written before a failure may
+   * then be in the file twice: a record is never lost silently, and at worst written twice.
+   */
+  protected async send(batch: (ExchangeRecord | string | LineBlock)[]): Promise<void> {
+    if (this.broken) { this.broken = false; this.out = this.open(); }
     // Written in pieces of about 32 KiB: a whole batch as one string becomes one buffer of hundreds of KB,
     // which the allocator maps fresh and unmaps each time — measured as ~14k page faults per 36k records
     // on the forwarding thread, where pieces this size reuse the heap.
     let text = '';
-    let full = false;
     for (const r of batch) {
       if (r instanceof LineBlock) {
         // Cut at line ends into pieces of about PIECE (rotation happens between pieces, so files hold whole lines).
@@ -67,22 +76,27 @@ export class JsonlSink extends BatchingSink<ExchangeRecord | string | LineBlock>
           const cut = nl < 0 ? t.length : nl + 1;
           text += t.slice(at, cut);
           at = cut;
-          if (!(await this.put(text))) full = true;
+          await this.put(text);
           text = '';
         }
         if (at < t.length) text += at === 0 ? t : t.slice(at);
       } else text += (typeof r === 'string' ? r : JSON.stringify(r)) + '\n';
-      if (text.length >= PIECE) { if (!(await this.put(text))) full = true; text = ''; }
+      if (text.length >= PIECE) { await this.put(text); text = ''; }
     }
-    if (text && !(await this.put(text))) full = true;
-    if (full) await once(this.out, 'drain');
+    if (text) await this.put(text);
+    await this.lastWrite;
   }
 
-  /** Write one piece (rotating first when it would pass `rotateBytes`); false when the stream is full. */
-  private async put(text: string): Promise<boolean> {
+  /** Write one piece (rotating first when it would pass `rotateBytes`), waiting while the stream is full. */
+  private async put(text: string): Promise<void> {
     if (this.opts.rotateBytes && this.size > 0 && this.size + text.length > this.opts.rotateBytes) await this.rotate();
     this.size += Buffer.byteLength(text);
-    return this.out.write(text);
+    const out = this.out;
+    let ok = true;
+    this.lastWrite = new Promise<void>((resolve, reject) => { ok = out.write(text, (e) => (e ? reject(e) : resolve())); });
+    // Settled by send (a failure there fails the batch); not left unhandled meanwhile.
+    this.lastWrite.catch(() => {});
+    if (!ok && !this.broken) await Promise.race([once(out, 'drain'), this.lastWrite]).catch(() => {});
   }
 
   protected override async release(): Promise<void> {
@@ -94,7 +108,8 @@ export class JsonlSink extends BatchingSink<ExchangeRecord | string | LineBlock>
     if (this.opts.path === '-') return process.stdout;
     try { this.size = statSync(this.opts.path).size; } catch { this.size = 0; }
     const s = createWriteStream(this.opts.path, { flags: 'a' });
-    s.on('error', (e) => this.emit('error', e, 0));
+    // The failure reaches the batch being written (its write fails) and is reported there, once.
+    s.on('error', () => { this.broken = true; });
     return s;
   }
 
