@@ -1,5 +1,4 @@
 /** Records as JSON lines: to a file (rotated by size) or stdout. The embedded default sink. */
-import { once } from 'node:events';
 import { createWriteStream, renameSync, statSync, type WriteStream } from 'node:fs';
 import type { ExchangeRecord } from '../records/types.js';
 import { BatchingSink, type BatchingOptions } from './batching.js';
@@ -87,16 +86,18 @@ export class JsonlSink extends BatchingSink<ExchangeRecord | string | LineBlock>
     await this.lastWrite;
   }
 
-  /** Write one piece (rotating first when it would pass `rotateBytes`), waiting while the stream is full. */
+  /**
+   * Write one piece (rotating first when it would pass `rotateBytes`). A batch's pieces are not held back
+   * by the stream's high-water mark (a batch is bounded: at most `batchSize` records are buffered), so the
+   * stream can write them in one go; send waits for the last one.
+   */
   private async put(text: string): Promise<void> {
     if (this.opts.rotateBytes && this.size > 0 && this.size + text.length > this.opts.rotateBytes) await this.rotate();
     this.size += Buffer.byteLength(text);
     const out = this.out;
-    let ok = true;
-    this.lastWrite = new Promise<void>((resolve, reject) => { ok = out.write(text, (e) => (e ? reject(e) : resolve())); });
+    this.lastWrite = new Promise<void>((resolve, reject) => { out.write(text, (e) => (e ? reject(e) : resolve())); });
     // Settled by send (a failure there fails the batch); not left unhandled meanwhile.
     this.lastWrite.catch(() => {});
-    if (!ok && !this.broken) await Promise.race([once(out, 'drain'), this.lastWrite]).catch(() => {});
   }
 
   protected override async release(): Promise<void> {
