@@ -40,7 +40,9 @@ options:
   --decode-worker        insist on the worker thread (an error with --mirror or plugins)
   --workers N            run N tap processes on the one port (connections handed out round-robin;
                          each does its own decoding, plugins and mirroring); records come back to
-                         this process for --out, counts are summed (default 1)
+                         this process for --out, counts are summed (default 1); when every --out is a
+                         store (es, splunk, clickhouse) and no plugin needs them, each process writes
+                         to the stores itself
   --tls-cert FILE        terminate TLS with this certificate (PEM; with --tls-key): clients
                          speak HTTPS to flowtap, records carry "tls"
   --tls-key FILE         the certificate's private key (PEM)
@@ -150,7 +152,10 @@ async function runDump(o: {
   // Decoded in a thread with nothing else needing the records here, the thread writes them itself, so
   // they never come back to the forwarding thread (stdout stays this thread's: a worker's stdout is piped
   // through it anyway).
-  const inThread = o.workers === 1 && o.decodeIn === 'worker' && !o.host && o.outs.every((x) => !(x.kind === 'jsonl' && x.target === '-'));
+  // With several processes, each writes to the stores itself (a store takes many writers; a JSONL file has
+  // one, this process).
+  const inThread = o.decodeIn === 'worker' && !o.host && !o.mirror
+    && (o.workers === 1 ? o.outs.every((x) => !(x.kind === 'jsonl' && x.target === '-')) : o.outs.every((x) => x.kind !== 'jsonl'));
   const sinks = inThread ? [] : await Promise.all(o.outs.map((out) => makeSink(out)));
   const { mask, pipeline, tee } = await import('../pipeline/stages.js');
   const proxyOptions = {
@@ -167,12 +172,16 @@ async function runDump(o: {
     }
     const { TapCluster } = await import('../pipeline/tap-cluster.js');
     // Plugins and masking run in each process, before records leave it; this one only writes them out.
-    const c = new TapCluster({ workers: o.workers, proxy: proxyOptions, plugins: o.plugins, mask: o.mask, mirror: o.mirror });
-    // JSON lines only: each record goes out as its process wrote it, neither parsed nor written again here.
-    if (sinks.every((x) => 'writeLines' in x)) c.on('lines', writeLines(sinks as LineSink[]));
+    const c = new TapCluster({ workers: o.workers, proxy: { ...proxyOptions, sinks: inThread ? o.outs.map(sinkSpec) : undefined },
+      plugins: o.plugins, mask: o.mask, mirror: o.mirror });
+    if (inThread) {
+      const printers = o.outs.map(sinkErrorPrinter);
+      c.on('sinkError', (e, i) => printers[i](e));
+    } else if (sinks.every((x) => 'writeLines' in x)) c.on('lines', writeLines(sinks as LineSink[]));
+    // JSON lines only (above): each record goes out as its process wrote it, neither parsed nor written again here.
     else c.on('record', pipeline(tee(...sinks)));
     c.on('workerExit', (x) => process.stderr.write(`\nflowtap: tap process ${x.worker} exited (${x.signal ?? `code ${x.code}`})${x.replaced ? '; a new one took its place' : '; too many exits this minute, not replaced'}\n`));
-    tap = { events: c, stats: () => c.stats, listen: () => c.listen(), close: () => c.close(), mirrorStats: () => c.mirrorStats, pluginStats: () => c.pluginStats, sinkStats: () => [] };
+    tap = { events: c, stats: () => c.stats, listen: () => c.listen(), close: () => c.close(), mirrorStats: () => c.mirrorStats, pluginStats: () => c.pluginStats, sinkStats: () => c.sinkStats };
   } else {
     let mirror: import('../replay/mirror.js').Mirror | undefined;
     if (o.mirror) {

@@ -84,9 +84,10 @@ async function start(config: ClusterWorkerConfig): Promise<void> {
   else proxy.on('lines', shipLines);
   proxy.on('upstreamError', (e, info) => send({ t: 'event', name: 'upstreamError', message: e.message, code: (e as NodeJS.ErrnoException).code, connectionId: info.connectionId }));
   proxy.on('tapError', (e, info) => send({ t: 'event', name: 'tapError', message: e.message, connectionId: info.connectionId }));
+  proxy.on('sinkError', (e, sink) => send({ t: 'event', name: 'sinkError', message: e.message, sink }));
 
   const report = (): WorkerReport => ({
-    proxy: { ...proxy.stats }, recordsDropped: shipDropped, mirror: mirror?.stats ?? [], plugins: host?.stats ?? [],
+    proxy: { ...proxy.stats }, sinks: proxy.sinkStats.map((x) => ({ ...x })), recordsDropped: shipDropped, mirror: mirror?.stats ?? [], plugins: host?.stats ?? [],
   });
   const address = await proxy.listen();
   send({ t: 'listening', address: { address: address.address, port: address.port, family: address.family } });

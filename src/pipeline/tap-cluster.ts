@@ -14,6 +14,7 @@ import net, { type AddressInfo } from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import type { PluginFile } from '../plugins/load.js';
 import type { PluginStats } from '../plugins/host.js';
+import type { SinkStats } from '../sinks/batching.js';
 import type { AnyRecord } from '../records/types.js';
 import type { MirrorOptions, ShadowStats } from '../replay/mirror.js';
 import { builtScript } from '../worker-script.js';
@@ -50,6 +51,8 @@ export interface ClusterWorkerConfig {
 
 export interface WorkerReport {
   proxy: TapProxyStats;
+  /** The process's decoding-thread sinks (`proxy.sinks`). */
+  sinks: SinkStats[];
   recordsDropped: number;
   mirror: ShadowStats[];
   plugins: PluginStats[];
@@ -64,7 +67,8 @@ export type ClusterMessage =
   | { t: 'fatal'; message: string; code?: string }
   | { t: 'records'; text: string; count: number }
   | { t: 'stats'; report: WorkerReport; final: boolean; id?: number }
-  | { t: 'event'; name: 'upstreamError' | 'tapError'; message: string; code?: string; connectionId: string };
+  | { t: 'event'; name: 'upstreamError' | 'tapError'; message: string; code?: string; connectionId: string }
+  | { t: 'event'; name: 'sinkError'; message: string; sink: number };
 
 export interface TapClusterStats extends TapProxyStats {
   /** Processes running now. */
@@ -86,6 +90,8 @@ export interface TapClusterEvents {
   upstreamError: (error: Error & { code?: string }, info: { connectionId: string }) => void;
   tapError: (error: Error, info: { connectionId: string }) => void;
   userError: (error: RecordCallbackError) => void;
+  /** A sink one process opened in its decoding thread (`proxy.sinks`, by index) failed a batch. */
+  sinkError: (error: Error, sink: number) => void;
   /** A process exited unexpectedly; `replaced` says whether a new one took its place. */
   workerExit: (info: { worker: number; code: number | null; signal: string | null; replaced: boolean }) => void;
 }
@@ -113,6 +119,11 @@ export class TapCluster extends EventEmitter<TapClusterEvents> {
     const n = opts.workers ?? 2;
     if (!Number.isInteger(n) || n < 1) throw new Error(`workers must be a whole number ≥ 1, not ${n}`);
     if (!cluster.isPrimary) throw new Error('a TapCluster runs in the primary process');
+    if (opts.proxy.sinks?.length) {
+      // Said here, once, rather than by every process failing to start.
+      if (opts.proxy.decodeIn !== 'worker') throw new Error("proxy.sinks are opened in each process's decoding thread: they need decodeIn 'worker'");
+      if (opts.plugins?.length || opts.mirror) throw new Error('proxy.sinks cannot go with plugins or mirror (they need the records in the process)');
+    }
     this.config = {
       proxy: opts.proxy, plugins: opts.plugins, mask: opts.mask ?? false, mirror: opts.mirror,
       maxPending: opts.maxPending ?? 16 << 20, statsInterval: 250,
@@ -171,6 +182,24 @@ export class TapCluster extends EventEmitter<TapClusterEvents> {
     return this.stats;
   }
 
+  /**
+   * With `proxy.sinks` (each process's decoding thread writes the records to the stores itself, none come
+   * here): each sink's counts, summed over the processes, as of their last reports.
+   */
+  get sinkStats(): SinkStats[] {
+    const out = (this.opts.proxy.sinks ?? []).map(() => ({ accepted: 0, written: 0, dropped: 0, failures: 0, rejected: 0, queued: 0 }));
+    const add = (r: WorkerReport, live: boolean) => r.sinks.forEach((x, i) => {
+      const o = out[i];
+      if (!o) return;
+      o.accepted += x.accepted; o.written += x.written; o.failures += x.failures; o.rejected += x.rejected;
+      // What a process that has exited still held is lost with it: dropped, not queued.
+      if (live) { o.dropped += x.dropped; o.queued += x.queued; } else o.dropped += x.dropped + x.queued;
+    });
+    for (const r of this.retired) add(r, false);
+    for (const m of this.members.values()) if (m.report) add(m.report, true);
+    return out;
+  }
+
   /** Per shadow target, summed over the processes. */
   get mirrorStats(): ShadowStats[] {
     return sumBy(this.reports().flatMap((r) => r.mirror), (x) => x.target, ['mirrored', 'answered', 'failed', 'dropped', 'skipped', 'queued']);
@@ -219,6 +248,7 @@ export class TapCluster extends EventEmitter<TapClusterEvents> {
         else if (m.t === 'listening') { up = true; resolve(m.address); }
         else if (m.t === 'fatal') reject(Object.assign(new Error(m.message), m.code ? { code: m.code } : {}));
         else if (m.t === 'event') {
+          if (m.name === 'sinkError') { this.emit('sinkError', new Error(m.message), m.sink); return; }
           const e = Object.assign(new Error(m.message), m.code ? { code: m.code } : {});
           if (m.name === 'upstreamError') this.emit('upstreamError', e, { connectionId: m.connectionId });
           else this.emit('tapError', e, { connectionId: m.connectionId });
