@@ -8,11 +8,11 @@
  */
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
-import { EventEmitter } from 'eventemitter3';
 import type { AnyRecord, Peer, TlsInfo } from '../records/types.js';
 import type { SinkStats } from '../sinks/batching.js';
 import type { SinkSpec } from '../sinks/spec.js';
-import { deliver, deliverLines, forEachLine, type RecordCallbackError } from './deliver.js';
+import { deliverLines, forEachLine, type RecordCallbackError } from './deliver.js';
+import { RecordEmitter } from './record-emitter.js';
 import { masker, type MaskOptions } from './stages.js';
 import { attachWire, wireOf } from '../records/wire.js';
 import { Conversation } from './conversation.js';
@@ -126,12 +126,7 @@ export interface TapProxyEvents {
 
 const now = () => performance.timeOrigin + performance.now();
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any listener of any event
-type Listener = (...args: any[]) => void;
-type Ev = EventEmitter.EventNames<TapProxyEvents>;
-type Fn<T extends Ev> = EventEmitter.EventListener<TapProxyEvents, T>;
-
-export class TapProxy extends EventEmitter<TapProxyEvents> {
+export class TapProxy extends RecordEmitter<TapProxyEvents> {
   readonly stats: TapProxyStats = {
     connections: 0, open: 0, records: 0, bytesFromClients: 0, bytesFromUpstream: 0, upstreamErrors: 0, tapErrors: 0, userErrors: 0, tlsErrors: 0, decodeShed: 0, idleClosed: 0,
   };
@@ -387,51 +382,7 @@ export class TapProxy extends EventEmitter<TapProxyEvents> {
 
   private readonly masked: ((r: AnyRecord) => AnyRecord) | null = null;
 
-  /*
-   * Each `record` listener is registered behind its own boundary, so one that throws does not starve the
-   * others, while the emitter keeps its own semantics (once, context, order). `off` and `listeners` see the
-   * user's function.
-   */
-  private readonly guarded = new WeakMap<Listener, Listener>();
-
-  private guard(event: string | symbol, fn: Listener): Listener {
-    if (event !== 'record') return fn;
-    let g = this.guarded.get(fn);
-    if (!g) {
-      const report = this.reportUserError;
-      g = function (this: unknown, r: AnyRecord) { deliver(fn, r, report, this); };
-      (g as { listener?: Listener }).listener = fn;
-      this.guarded.set(fn, g);
-    }
-    return g;
-  }
-
-  override on<T extends Ev>(event: T, fn: Fn<T>, context?: unknown): this {
-    return super.on(event, this.guard(event, fn) as Fn<T>, context);
-  }
-
-  override addListener<T extends Ev>(event: T, fn: Fn<T>, context?: unknown): this {
-    return this.on(event, fn, context);
-  }
-
-  override once<T extends Ev>(event: T, fn: Fn<T>, context?: unknown): this {
-    return super.once(event, this.guard(event, fn) as Fn<T>, context);
-  }
-
-  override removeListener<T extends Ev>(event: T, fn?: Fn<T>, context?: unknown, once?: boolean): this {
-    const g = fn && event === 'record' ? this.guarded.get(fn) ?? fn : fn;
-    return super.removeListener(event, g as Fn<T> | undefined, context, once);
-  }
-
-  override off<T extends Ev>(event: T, fn?: Fn<T>, context?: unknown, once?: boolean): this {
-    return this.removeListener(event, fn, context, once);
-  }
-
-  override listeners<T extends Ev>(event: T): Fn<T>[] {
-    return super.listeners(event).map((l) => ((l as { listener?: Fn<T> }).listener ?? l));
-  }
-
-  private readonly reportUserError = (e: RecordCallbackError): void => {
+  protected readonly reportUserError = (e: RecordCallbackError): void => {
     this.stats.userErrors++;
     this.emit('userError', e);
   };
