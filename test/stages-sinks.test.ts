@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -183,16 +183,18 @@ describe('JSONL sink', () => {
 });
 
 /** `flowtap dump` with these arguments, in front of an upstream answering "hi"; `stop()` is SIGINT. */
-async function startDump(args: string[]) {
+async function startDump(args: string[], stdout: 'pipe' | number = 'pipe') {
   const upstream = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('hi')); });
   upstream.listen(0, '127.0.0.1');
   await once(upstream, 'listening');
   const up = (upstream.address() as AddressInfo).port;
   const cli = spawn('node', [new URL('../dist/cli.js', import.meta.url).pathname, 'dump', '--listen', '127.0.0.1:0', '--upstream', `127.0.0.1:${up}`, ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
+    { stdio: ['ignore', stdout, 'pipe'] });
   let err = '';
+  let out = '';
+  cli.stdout?.on('data', (d) => { out += d; });
   const port = await new Promise<number>((resolve, reject) => {
-    cli.stderr.on('data', (d) => { err += d; const m = /listening on [^:]+:(\d+)/.exec(err); if (m) resolve(Number(m[1])); });
+    cli.stderr!.on('data', (d) => { err += d; const m = /listening on [^:]+:(\d+)/.exec(err); if (m) resolve(Number(m[1])); });
     cli.on('exit', (c) => reject(new Error(`dump exited ${c}: ${err}`)));
   });
   const get = (path: string) => new Promise<void>((resolve) => http.get({ port, host: '127.0.0.1', path, headers: { authorization: 'Basic c2VjcmV0' } }, (res) => { res.resume(); res.on('end', resolve); }));
@@ -200,7 +202,7 @@ async function startDump(args: string[]) {
     cli.kill('SIGINT');
     const [code] = await once(cli, 'exit');
     upstream.close();
-    return { code: code as number, stderr: err };
+    return { code: code as number, stderr: err, stdout: out };
   };
   return { get, stop };
 }
@@ -224,6 +226,23 @@ describe('flowtap dump', () => {
       expect(r.status).toBe(2);
       expect(r.stderr).toBe(`flowtap: --out jsonl:${target}: cannot open it for writing: ${why}\n`);
     }
+  });
+
+  // stdout, the default output: a pipe and a file (what `> records.jsonl` gives), in worker mode (where the
+  // decoding thread opens stdout for itself) and inline.
+  it.each([[[]], [['--decode-inline']]])('writes records to stdout, a pipe or a file, every line whole %j', async (extra: string[]) => {
+    const piped = await startDump(extra);
+    for (const path of ['/p1', '/p2', '/p3']) await piped.get(path);
+    const p = await piped.stop();
+    expect(p.code).toBe(0);
+    expect(p.stdout.split('\n').slice(0, -1).map((l) => JSON.parse(l).endpoint)).toEqual(['/p1', '/p2', '/p3']);
+    const file = join(tempDir(), 'redirected.jsonl');
+    const fd = openSync(file, 'w');
+    const redirected = await startDump(extra, fd);
+    closeSync(fd);
+    for (const path of ['/f1', '/f2']) await redirected.get(path);
+    expect((await redirected.stop()).code).toBe(0);
+    expect(readFileSync(file, 'utf8').split('\n').slice(0, -1).map((l) => JSON.parse(l).endpoint)).toEqual(['/f1', '/f2']);
   });
 
   // By default the decoding thread writes both outputs itself; inline, this thread does.

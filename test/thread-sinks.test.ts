@@ -5,6 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TapProxy, type ExchangeRecord, type Http1Record } from '../src/index.js';
@@ -85,6 +86,27 @@ describe.skipIf(capSkip !== null)('sinks in the decoding thread', () => {
     const all = parts.flatMap(linesOf);
     expect(all.sort()).toEqual(linesOf(file).sort());
   }, 60_000);
+
+  it('a burst of records (3,000 pipelined requests in one write) waits as bytes and reaches a small sink whole', async () => {
+    const upstream = http.createServer((req, res) => { req.resume(); req.on('end', () => res.end('ok')); });
+    const file = join(tempDir(), 'burst.jsonl');
+    // A queue of 1,000: without the thread pacing itself, the burst's records would overflow it at once.
+    const proxy = new TapProxy({ listen: { port: 0 }, upstream: { host: '127.0.0.1', port: await listen(upstream) }, decodeIn: 'worker',
+      sinks: [{ kind: 'jsonl', options: { path: file, maxQueue: 1000 } }] });
+    const { port } = await proxy.listen();
+    closers.push(() => proxy.close());
+    const n = 3000;
+    await new Promise<void>((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => s.write(Buffer.from('GET /b HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(n))));
+      let got = '';
+      s.on('data', (d) => { got += d; if (got.split('HTTP/1.1 200').length - 1 === n) { s.end(); resolve(); } });
+      s.on('error', reject);
+    });
+    await proxy.close();
+    expect(proxy.sinkStats[0]).toMatchObject({ accepted: n, written: n, dropped: 0 });
+    expect(linesOf(file)).toHaveLength(n);
+    expect(proxy.stats.decodeShed).toBe(0);
+  }, 30_000);
 
   it('need the decoding thread, and say so', () => {
     expect(() => new TapProxy({ listen: { port: 0 }, upstream: { host: '127.0.0.1', port: 1 }, sinks: [{ kind: 'jsonl', options: { path: '/dev/null' } }] }))

@@ -1,5 +1,5 @@
 /** `flowtap dump`: the tap proxy from the command line, in one process or several (`--workers`). */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { PluginFile } from '../plugins/load.js';
 import type { PluginHost, PluginStats } from '../plugins/host.js';
@@ -150,12 +150,13 @@ async function runDump(o: {
   const unwritable = unwritableOutput(o.outs);
   if (unwritable) { process.stderr.write(`flowtap: ${unwritable}\n`); return 2; }
   // Decoded in a thread with nothing else needing the records here, the thread writes them itself, so
-  // they never come back to the forwarding thread (stdout stays this thread's: a worker's stdout is piped
-  // through it anyway).
-  // With several processes, each writes to the stores itself (a store takes many writers; a JSONL file has
-  // one, this process).
+  // they never come back to the forwarding thread. stdout goes there too when the thread can open it on
+  // its own (a worker's process.stdout is piped through this thread). With several processes, each writes
+  // to the stores itself (a store takes many writers; a JSONL file has one, this process).
+  const stdout = o.workers === 1 && o.outs.some((x) => x.kind === 'jsonl' && x.target === '-') ? stdoutPath() : null;
   const inThread = o.decodeIn === 'worker' && !o.host && !o.mirror
-    && (o.workers === 1 ? o.outs.every((x) => !(x.kind === 'jsonl' && x.target === '-')) : o.outs.every((x) => x.kind !== 'jsonl'));
+    && (o.workers === 1 ? o.outs.every((x) => !(x.kind === 'jsonl' && x.target === '-') || stdout !== null) : o.outs.every((x) => x.kind !== 'jsonl'));
+  const threadOuts = o.outs.map((x) => (x.kind === 'jsonl' && x.target === '-' && stdout ? { ...x, target: stdout } : x));
   const sinks = inThread ? [] : await Promise.all(o.outs.map((out) => makeSink(out)));
   const { mask, pipeline, tee } = await import('../pipeline/stages.js');
   const proxyOptions = {
@@ -172,7 +173,7 @@ async function runDump(o: {
     }
     const { TapCluster } = await import('../pipeline/tap-cluster.js');
     // Plugins and masking run in each process, before records leave it; this one only writes them out.
-    const c = new TapCluster({ workers: o.workers, proxy: { ...proxyOptions, sinks: inThread ? o.outs.map(sinkSpec) : undefined },
+    const c = new TapCluster({ workers: o.workers, proxy: { ...proxyOptions, sinks: inThread ? threadOuts.map(sinkSpec) : undefined },
       plugins: o.plugins, mask: o.mask, mirror: o.mirror });
     if (inThread) {
       const printers = o.outs.map(sinkErrorPrinter);
@@ -192,7 +193,7 @@ async function runDump(o: {
     // Plugins see records before masking; without plugins the proxy masks (in the decoding thread, with
     // a decoding thread, whose JSON lines then go to JSONL outputs as they are).
     const p = new TapProxy({ ...proxyOptions, protocols: o.host?.allProtocols, mirror, mask: o.mask && !o.host,
-      sinks: inThread ? o.outs.map(sinkSpec) : undefined });
+      sinks: inThread ? threadOuts.map(sinkSpec) : undefined });
     if (inThread) {
       const printers = o.outs.map(sinkErrorPrinter);
       p.on('sinkError', (e, i) => printers[i](e));
@@ -248,6 +249,21 @@ async function runDump(o: {
 }
 
 interface LineSink { writeLines(text: string, count: number): void }
+
+/**
+ * This process's stdout as a path another thread can open for itself (Linux: a new open of the same pipe,
+ * terminal or file, appending, and blocking whatever this thread's handle made of the pipe), or null where
+ * there is none (stdout a socket, no /proc): then stdout stays this thread's.
+ */
+function stdoutPath(): string | null {
+  const path = '/proc/self/fd/1';
+  try {
+    closeSync(openSync(path, 'a'));
+    return path;
+  } catch {
+    return null;
+  }
+}
 
 /** An output as it may be printed: a store's URL without its credentials (a Splunk token lives there). */
 function outName(out: OutSpec): string {
