@@ -34,9 +34,9 @@ options:
   --idle-timeout SECONDS close a connection silent both ways this long (default: never)
   --decode-inline        decode on the forwarding thread. The default is a worker thread, where
                          forwarding never waits for decoding and, past a 64 MiB backlog, decode work
-                         is shed and counted, and which writes file and store outputs itself (stdout
-                         stays on the forwarding thread); --mirror and plugins need the records on the
-                         forwarding thread, so with them decoding is inline
+                         is shed and counted, and which writes the outputs itself (stdout too, where
+                         it can open it); --mirror and plugins need the records on the forwarding
+                         thread, so with them decoding is inline
   --decode-worker        insist on the worker thread (an error with --mirror or plugins)
   --workers N            run N tap processes on the one port (connections handed out round-robin;
                          each does its own decoding, plugins and mirroring); records come back to
@@ -90,7 +90,7 @@ export function dump(args: string[]): Promise<number> | number {
   }
   if (v['decode-worker'] && v['decode-inline']) throw new UsageError('--decode-worker and --decode-inline: choose one');
   // Measured in bench/proxy: the worker thread adds less latency than inline decoding (fixed rate, added
-  // p99 over the pipe's: 0.9–12 ms against 15–18 in three runs) for about the same CPU per request (0.86–1.11×
+  // p99 over the pipe's: 0.9–12 ms against 13–128 in five runs) for about the same CPU per request (0.86–1.14×
   // inline's), so it is the default wherever nothing needs the records on the forwarding thread.
   const decodeIn = v['decode-inline'] || needsInline ? 'inline' : 'worker';
   const alpn = v.alpn?.split(',').map((x) => x.trim()).filter(Boolean);
