@@ -4,7 +4,8 @@
 import { TapCluster, TapProxy } from '../../dist/index.js';
 import { JsonlSink } from '../../dist/sinks/index.js';
 const [listen, upstream, out, mode] = process.argv.slice(2);
-const file = { path: out, maxQueue: 100_000 };
+// The sink's default queue (10,000 records), as `flowtap dump` has it: what is dropped here, a user's dump drops.
+const file = { path: out };
 const options = { listen: { port: Number(listen) }, upstream: { host: '127.0.0.1', port: Number(upstream) }, protocol: 'http1' };
 const proxy = mode === 'cluster'
   ? new TapCluster({ workers: 2, proxy: options })

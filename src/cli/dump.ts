@@ -90,7 +90,7 @@ export function dump(args: string[]): Promise<number> | number {
   }
   if (v['decode-worker'] && v['decode-inline']) throw new UsageError('--decode-worker and --decode-inline: choose one');
   // Measured in bench/proxy: the worker thread adds less latency than inline decoding (fixed rate, added
-  // p99 over the pipe's: 0.9–12 ms against 13–128 in five runs) for about the same CPU per request (0.86–1.14×
+  // p99 over the pipe's: 0.9–12 ms against 11–128 in six runs) for about the same CPU per request (0.86–1.14×
   // inline's), so it is the default wherever nothing needs the records on the forwarding thread.
   const decodeIn = v['decode-inline'] || needsInline ? 'inline' : 'worker';
   const alpn = v.alpn?.split(',').map((x) => x.trim()).filter(Boolean);
