@@ -8,6 +8,7 @@ import type { TapProxyStats } from '../pipeline/tap-proxy.js';
 import type { MirrorOptions, ShadowStats } from '../replay/mirror.js';
 import { applyRate, SELECT_FLAGS, SELECT_HELP, selectionFrom } from './select-flags.js';
 import type { SinkStats } from '../sinks/batching.js';
+import { redact } from '../sinks/http.js';
 import { hostPort, makeSink, outSpec, parseFlags, printPluginStats, sinkErrorPrinter, sinkSpec, UsageError, untilStopped, unwritableOutput, wholeNumber, withPlugins, type OutSpec } from './common.js';
 
 export const DUMP_USAGE = `usage: flowtap dump --listen [HOST:]PORT --upstream HOST:PORT [options]
@@ -158,6 +159,9 @@ async function runDump(o: {
     && (o.workers === 1 ? o.outs.every((x) => !(x.kind === 'jsonl' && x.target === '-') || stdout !== null) : o.outs.every((x) => x.kind !== 'jsonl'));
   const threadOuts = o.outs.map((x) => (x.kind === 'jsonl' && x.target === '-' && stdout ? { ...x, target: stdout } : x));
   const sinks = inThread ? [] : await Promise.all(o.outs.map((out) => makeSink(out)));
+  // The thread's (or the processes') sinks' failures, printed as makeSink's are.
+  const printers = o.outs.map(sinkErrorPrinter);
+  const threadSinkError = (e: Error, i: number) => printers[i](e);
   const { mask, pipeline, tee } = await import('../pipeline/stages.js');
   const proxyOptions = {
     listen: { host: o.listen.host, port: o.listen.port }, upstream: o.upstream, protocol: o.protocol,
@@ -176,8 +180,7 @@ async function runDump(o: {
     const c = new TapCluster({ workers: o.workers, proxy: { ...proxyOptions, sinks: inThread ? threadOuts.map(sinkSpec) : undefined },
       plugins: o.plugins, mask: o.mask, mirror: o.mirror });
     if (inThread) {
-      const printers = o.outs.map(sinkErrorPrinter);
-      c.on('sinkError', (e, i) => printers[i](e));
+      c.on('sinkError', threadSinkError);
     } else if (sinks.every((x) => 'writeLines' in x)) c.on('lines', writeLines(sinks as LineSink[]));
     // JSON lines only (above): each record goes out as its process wrote it, neither parsed nor written again here.
     else c.on('record', pipeline(tee(...sinks)));
@@ -195,8 +198,7 @@ async function runDump(o: {
     const p = new TapProxy({ ...proxyOptions, protocols: o.host?.allProtocols, mirror, mask: o.mask && !o.host,
       sinks: inThread ? threadOuts.map(sinkSpec) : undefined });
     if (inThread) {
-      const printers = o.outs.map(sinkErrorPrinter);
-      p.on('sinkError', (e, i) => printers[i](e));
+      p.on('sinkError', threadSinkError);
     } else if (o.host) p.on('record', pipeline(o.host.stage(), ...(o.mask ? [mask()] : []), tee(...sinks)));
     else if (o.decodeIn === 'worker' && sinks.every((x) => 'writeLines' in x)) p.on('lines', writeLines(sinks as LineSink[]));
     else p.on('record', pipeline(tee(...sinks)));
@@ -267,11 +269,7 @@ function stdoutPath(): string | null {
 
 /** An output as it may be printed: a store's URL without its credentials (a Splunk token lives there). */
 function outName(out: OutSpec): string {
-  if (out.kind === 'jsonl') return out.target;
-  const u = new URL(out.target);
-  u.username = '';
-  u.password = '';
-  return u.toString();
+  return out.kind === 'jsonl' ? out.target : redact(out.target);
 }
 
 /** JSON lines (records serialised where they were made) to sinks that write them as they are, a block at a time. */

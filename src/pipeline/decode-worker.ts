@@ -140,8 +140,6 @@ interface Work { b: Batch; at: number; acked: number; /** Bytes of op `at`'s chu
 const SLICE_OPS = 512;
 const SLICE_BYTES = 16 * 1024;
 const waiting: Work[] = [];
-/** A sink this far into its queue's bound makes decoding wait, so bursts wait as bytes, not as records. */
-const limits = (opts.sinks ?? []).map((spec) => (spec.options.maxQueue ?? 10_000) / 2);
 /**
  * How long decoding waits for a sink that does not drain (a dead store). Past it, that sink is not waited
  * for again until its queue is back under the limit: its queue drops, counted, and the other sinks and the
@@ -152,15 +150,16 @@ const stuck = sinks.map(() => false);
 let pausedAt = 0;
 function next(): void {
   let full = false;
+  // A busy sink (its queue half full) makes decoding wait, so bursts wait as bytes, not as records.
   sinks.forEach((s, i) => {
-    if (s.stats.queued < limits[i]) stuck[i] = false;
+    if (!s.busy) stuck[i] = false;
     else if (!stuck[i]) full = true;
   });
   if (full) {
     const t = performance.now();
     if (pausedAt === 0) pausedAt = t;
     if (t - pausedAt < PATIENCE_MS) { setTimeout(next, 1); return; }
-    sinks.forEach((s, i) => { if (s.stats.queued >= limits[i]) stuck[i] = true; });
+    sinks.forEach((s, i) => { if (s.busy) stuck[i] = true; });
   }
   pausedAt = 0;
   const w = waiting[0];

@@ -97,6 +97,11 @@ export abstract class BatchingSink<T = ExchangeRecord> extends EventEmitter<Sink
     this.enqueue(record as T);
   }
 
+  /** The queue is half full or more: a producer that can wait should, and leave the rest for bursts. */
+  get busy(): boolean {
+    return this.queued >= this.o.maxQueue / 2;
+  }
+
   /**
    * How many records an item of the queue holds: 1, but a sink that queues blocks of records (JsonlSink's
    * lines) says how many, and the bound, the batches and the counts go by records, not items.

@@ -35,7 +35,7 @@ export function basicAuth(user: string, password: string): string {
 }
 
 /** A URL fit for an error message: no credentials. */
-function redact(url: string): string {
+export function redact(url: string): string {
   try {
     const u = new URL(url);
     u.username = '';
