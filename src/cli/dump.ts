@@ -162,6 +162,8 @@ async function runDump(o: {
   // The thread's (or the processes') sinks' failures, printed as makeSink's are.
   const printers = o.outs.map(sinkErrorPrinter);
   const threadSinkError = (e: Error, i: number) => printers[i](e);
+  /** Each output's counts, wherever its sink is (`tap` is made below, before this is called). */
+  const outputStats = (): SinkStats[] => (inThread ? tap.sinkStats() : sinks.map((x) => x.stats));
   const { mask, pipeline, tee } = await import('../pipeline/stages.js');
   const proxyOptions = {
     listen: { host: o.listen.host, port: o.listen.port }, upstream: o.upstream, protocol: o.protocol,
@@ -223,7 +225,7 @@ async function runDump(o: {
   process.stderr.write(`flowtap: listening on ${address.address}:${address.port}${o.workers > 1 ? ` (${o.workers} processes)` : ''}, forwarding to ${o.upstream.host}:${o.upstream.port}\n`);
   const tty = process.stderr.isTTY && !o.outs.some((x) => x.kind === 'jsonl' && x.target === '-');
   const status = () => {
-    const dropped = [...sinks.map((x) => x.stats), ...tap.sinkStats()].reduce((n, x) => n + x.dropped, 0);
+    const dropped = outputStats().reduce((n, x) => n + x.dropped, 0);
     const s = tap.stats();
     process.stderr.write(`\r\x1b[Kconnections ${s.open} open / ${s.connections} total  records ${s.records}  drops ${dropped}  upstream errors ${s.upstreamErrors}`);
   };
@@ -237,8 +239,7 @@ async function runDump(o: {
     process.stderr.write(`flowtap: ${s.decodeShed} forwarded bytes were not decoded (decode backlog full); their records say what is missing\n`);
   }
   // A sink that could not keep up (or reach its store) says how much it lost, terminal or not.
-  const sinkCounts = inThread ? tap.sinkStats() : sinks.map((x) => x.stats);
-  sinkCounts.forEach((x, i) => {
+  outputStats().forEach((x, i) => {
     if (x.dropped > 0) process.stderr.write(`flowtap: ${o.outs[i].kind} sink ${outName(o.outs[i])}: ${x.dropped} records dropped (its queue was full, or they were not written before the end), ${x.written} written\n`);
   });
   if (s.recordsDropped) process.stderr.write(`flowtap: ${s.recordsDropped} records dropped on their way from the tap processes (this one was not keeping up)\n`);

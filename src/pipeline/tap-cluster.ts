@@ -14,7 +14,7 @@ import net, { type AddressInfo } from 'node:net';
 import { EventEmitter } from 'eventemitter3';
 import type { PluginFile } from '../plugins/load.js';
 import type { PluginStats } from '../plugins/host.js';
-import type { SinkStats } from '../sinks/batching.js';
+import { emptySinkStats, type SinkStats } from '../sinks/batching.js';
 import type { AnyRecord } from '../records/types.js';
 import type { MirrorOptions, ShadowStats } from '../replay/mirror.js';
 import { builtScript } from '../worker-script.js';
@@ -187,7 +187,7 @@ export class TapCluster extends EventEmitter<TapClusterEvents> {
    * here): each sink's counts, summed over the processes, as of their last reports.
    */
   get sinkStats(): SinkStats[] {
-    const out = (this.opts.proxy.sinks ?? []).map(() => ({ accepted: 0, written: 0, dropped: 0, failures: 0, rejected: 0, queued: 0 }));
+    const out = (this.opts.proxy.sinks ?? []).map(emptySinkStats);
     const add = (r: WorkerReport, live: boolean) => r.sinks.forEach((x, i) => {
       const o = out[i];
       if (!o) return;

@@ -9,7 +9,7 @@
 import net, { type AddressInfo, type Socket } from 'node:net';
 import tls, { type TLSSocket } from 'node:tls';
 import type { AnyRecord, Peer, TlsInfo } from '../records/types.js';
-import type { SinkStats } from '../sinks/batching.js';
+import { emptySinkStats, type SinkStats } from '../sinks/batching.js';
 import type { SinkSpec } from '../sinks/spec.js';
 import { deliverLines, forEachLine, type RecordCallbackError } from './deliver.js';
 import { RecordEmitter } from './record-emitter.js';
@@ -144,7 +144,7 @@ export class TapProxy extends RecordEmitter<TapProxyEvents> {
     super();
     const maskOptions = opts.mask ? (opts.mask === true ? {} : opts.mask) : undefined;
     if (maskOptions && opts.decodeIn !== 'worker') this.masked = masker(maskOptions);
-    this.sinkStats = (opts.sinks ?? []).map(() => ({ accepted: 0, written: 0, dropped: 0, failures: 0, rejected: 0, queued: 0 }));
+    this.sinkStats = (opts.sinks ?? []).map(emptySinkStats);
     if (opts.sinks?.length && opts.decodeIn !== 'worker') throw new Error("sinks are opened in the decoding thread: they need decodeIn 'worker'");
     if (opts.decodeIn === 'worker') {
       const cannot = (['mirror', 'keepRaw', 'protocols', 'protos'] as const).filter((k) => opts[k] !== undefined);

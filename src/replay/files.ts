@@ -234,7 +234,6 @@ export function expandName(pattern: string, now = new Date()): string {
   });
 }
 
-/** `dir/name.gor.gz` → `dir/name_N.gor.gz`. */
 /**
  * Why a recording could not be written at `pattern` (its directory is missing or not writable, or the name
  * is a directory), or null: checked before recording starts, so a wrong path is an error at once.
@@ -252,6 +251,7 @@ export function unwritablePath(pattern: string): string | null {
   }
 }
 
+/** `dir/name.gor.gz` → `dir/name_N.gor.gz`. */
 function chunkName(path: string, n: number): string {
   const b = basename(path);
   const dot = b.search(/\.(gor|ftr|jsonl)(\.gz)?$/);

@@ -58,11 +58,15 @@ export interface RecordSink {
 }
 
 /** `T`: what the queue holds — records, or (JsonlSink) also records' JSON text. */
+/** A sink's counts before anything was written (also a stand-in for a sink another thread holds). */
+export function emptySinkStats(): SinkStats {
+  return { accepted: 0, written: 0, dropped: 0, failures: 0, rejected: 0, queued: 0 };
+}
+
 export abstract class BatchingSink<T = ExchangeRecord> extends EventEmitter<SinkEvents> implements RecordSink {
-  readonly stats: SinkStats = { accepted: 0, written: 0, dropped: 0, failures: 0, rejected: 0, queued: 0 };
+  /** `queued` is records, not items: the queue may hold blocks of several (`weigh`). */
+  readonly stats: SinkStats = emptySinkStats();
   private queue: T[] = [];
-  /** Records in the queue: its length, unless it holds blocks of several (`weigh`). */
-  private queued = 0;
   /** Something weighing more than one was queued: batches are then cut by weight. */
   private weighted = false;
   private timer: NodeJS.Timeout | null = null;
@@ -99,7 +103,7 @@ export abstract class BatchingSink<T = ExchangeRecord> extends EventEmitter<Sink
 
   /** The queue is half full or more: a producer that can wait should, and leave the rest for bursts. */
   get busy(): boolean {
-    return this.queued >= this.o.maxQueue / 2;
+    return this.stats.queued >= this.o.maxQueue / 2;
   }
 
   /**
@@ -114,7 +118,7 @@ export abstract class BatchingSink<T = ExchangeRecord> extends EventEmitter<Sink
   /** Queue one item of `weight` records (bounded: past `maxQueue` records it is dropped and counted). */
   protected enqueue(record: T, weight = 1): void {
     if (this.closing) { this.stats.dropped += weight; return; }
-    if (this.queued + weight > this.o.maxQueue) {
+    if (this.stats.queued + weight > this.o.maxQueue) {
       this.stats.dropped += weight;
       if (!this.dropping) { this.dropping = true; this.emit('drop', this.stats.dropped); }
       return;
@@ -122,10 +126,9 @@ export abstract class BatchingSink<T = ExchangeRecord> extends EventEmitter<Sink
     if (weight !== 1) this.weighted = true;
     this.dropping = false;
     this.queue.push(record);
-    this.queued += weight;
     this.stats.accepted += weight;
-    this.stats.queued = this.queued;
-    if (this.queued >= this.o.batchSize) this.kick(0);
+    this.stats.queued += weight;
+    if (this.stats.queued >= this.o.batchSize) this.kick(0);
     else if (!this.timer && !this.sending) this.kick(this.o.flushInterval);
   }
 
@@ -138,9 +141,8 @@ export abstract class BatchingSink<T = ExchangeRecord> extends EventEmitter<Sink
       if (this.sending) { await new Promise((r) => setTimeout(r, 10)); continue; }
       if (!(await this.flushOnce())) { attempts++; await new Promise((r) => setTimeout(r, Math.min(this.o.backoff * 2 ** attempts, 2000))); }
     }
-    this.stats.dropped += this.queued; // could not be written before closing: counted, not lost silently
+    this.stats.dropped += this.stats.queued; // could not be written before closing: counted, not lost silently
     this.queue = [];
-    this.queued = 0;
     this.stats.queued = 0;
     await this.release();
   }
@@ -163,7 +165,7 @@ export abstract class BatchingSink<T = ExchangeRecord> extends EventEmitter<Sink
       this.kick(this.delay);
     } else {
       this.delay = 0;
-      if (this.queued >= this.o.batchSize) this.kick(0);
+      if (this.stats.queued >= this.o.batchSize) this.kick(0);
       else if (this.queue.length > 0) this.kick(this.o.flushInterval);
     }
   }
@@ -207,8 +209,7 @@ export abstract class BatchingSink<T = ExchangeRecord> extends EventEmitter<Sink
       this.stats.written += written;
       this.stats.rejected += rejected;
       if (retry.length > 0) this.queue.unshift(...retry);
-      this.queued -= sent - again;
-      this.stats.queued = this.queued;
+      this.stats.queued -= sent - again;
       if (written > 0) this.emit('written', written);
       if (retry.length > 0) {
         this.stats.failures++;
