@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { http1Decoder, type Http1Message } from '../src/index.js';
 import { everySplit, randomSplits, rng } from './helpers.js';
@@ -96,6 +97,38 @@ describe('HTTP/1 decoder: requests', () => {
     expect(msgs.slice(10).map((m) => Object.keys(m.headers))).toEqual([['123', 'u10'], ['123', 'u11'], ['123', 'u12']]);
     expect(msgs.slice(4, 7).map((m) => JSON.stringify(m.headers))).toEqual(['{"x-id":"6","u4":"by the user"}',
       '{"x-id":"7","u5":"by the user"}', '{"x-id":"8","u6":"by the user"}']);
+  });
+
+  it('a shape a connection keeps sending gets its maps from a compiled maker: the same maps, own keys, none shared; the same where code generation is disallowed', () => {
+    // Runs in this process and in a Node that may not generate code from strings (the template copy then).
+    const script = `
+      const { http1Decoder } = await import(process.argv[1]);
+      const maps = [];
+      const d = http1Decoder({ type: 'request', onMessage: (m) => maps.push(m.headers) });
+      const shapes = [['Host', 'X-Id', '123'], ['__proto__', 'X-Id'], ['Constructor', 'toString', 'X-Id', 'X-B']]; // counts differ: shapes are kept by count
+      for (let i = 0; i < 40; i++) for (const names of shapes) {
+        d.write(Buffer.from('GET / HTTP/1.1\\r\\n' + names.map((k) => k + ': ' + k.length + '-' + i + '\\r\\n').join('') + '\\r\\n'), i);
+        maps[maps.length - 1].mine = i; // the user changes each map: no later one may see it
+      }
+      const protos = maps.every((m) => Object.getPrototypeOf(m) === Object.prototype);
+      process.stdout.write(JSON.stringify({ maps: maps.map((m) => [Object.keys(m), m]), protos }));`;
+    const run = (flags: string[]) => {
+      const r = spawnSync(process.execPath, [...flags, '--input-type=module', '-e', script, new URL('../dist/index.js', import.meta.url).href],
+        { encoding: 'utf8' });
+      expect(r.stderr).toBe('');
+      return JSON.parse(r.stdout) as { maps: [string[], Record<string, unknown>][]; protos: boolean };
+    };
+    const expected: [string[], Record<string, unknown>][] = [];
+    for (let i = 0; i < 40; i++) {
+      expected.push([['123', 'host', 'x-id', 'mine'], { 123: `3-${i}`, host: `4-${i}`, 'x-id': `4-${i}`, mine: i }]);
+      expected.push([['__proto__', 'x-id', 'mine'], JSON.parse(`{"__proto__":"9-${i}","x-id":"4-${i}","mine":${i}}`)]);
+      expected.push([['constructor', 'tostring', 'x-id', 'x-b', 'mine'], { constructor: `11-${i}`, tostring: `8-${i}`, 'x-id': `4-${i}`, 'x-b': `3-${i}`, mine: i }]);
+    }
+    for (const flags of [[], ['--disallow-code-generation-from-strings']]) {
+      const got = run(flags);
+      expect(got.protos).toBe(true);
+      expect(got.maps).toEqual(JSON.parse(JSON.stringify(expected)));
+    }
   });
 
   it('header shapes that alternate, share a count, or are many: every map as built from scratch', () => {
