@@ -399,11 +399,24 @@ for (const m of ['inline', 'worker', 'cluster'] as const) describe.skipIf(capSki
     const comparable = (r: ExchangeRecord) => {
       const { connectionId, startTime, endTime, duration, server: _s, ...rest } = r;
       void connectionId; void startTime; void endTime; void duration; void _s;
+      // The deadline call: at its deadline the server sends DEADLINE_EXCEEDED and the client resets the stream,
+      // at the same moment. The proxy's two sides and the client leg can see the two in different orders (seen
+      // once in five full runs: the proxy had the server's trailers first, the client leg the reset), so what the
+      // answer was is compared for that call only by its code, which both orders give.
+      if (r.endpoint === '/demo.Echo/Slow' && r.code === 4) {
+        const { error: _e, responseSize: _n, response: _r, ...call } = rest as typeof rest & { response?: unknown };
+        void _e; void _n; void _r;
+        return JSON.stringify(call);
+      }
       return JSON.stringify(rest);
     };
     const fromCapture = out.stdout.trim().split('\n').map((l) => comparable(JSON.parse(l))).sort();
     const fromProxy = g.records.map(comparable).sort();
     expect(g.records.every((r) => r.protocol === 'grpc')).toBe(true);
+    // Whichever came first, the deadline call is one record with code 4 on both sides.
+    for (const recs of [g.records, out.stdout.trim().split('\n').map((l) => JSON.parse(l) as ExchangeRecord)]) {
+      expect(recs.filter((r) => r.endpoint === '/demo.Echo/Slow' && r.code === 4)).toHaveLength(1);
+    }
     // One record per call, with the status code the client itself saw.
     expect(g.records.map((r) => `${r.endpoint} ${r.code}`).sort()).toEqual(seen.map((o) => `${o.path} ${o.code}`).sort());
     expect(fromProxy).toEqual(fromCapture);
