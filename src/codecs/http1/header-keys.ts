@@ -24,9 +24,9 @@ const COMPILE_AFTER = 16;
  * An object literal of the shape's keys is made in one step from V8's boilerplate, where a copy of the
  * template with a keyed store per header walks the properties again (measured on bench/http1's corpus,
  * eight interleaved A/Bs of 41 rounds against the template copy: decoders 1.03–1.11x the messages per
- * second, full records 1.02–1.08x). Null where code cannot be
- * generated from strings (--disallow-code-generation-from-strings) or for a `__proto__` key (a literal
- * would set the prototype): the template copy is used there. Without `compile`, only a maker already made.
+ * second, full records 1.02–1.08x). Null where code cannot be generated from strings
+ * (--disallow-code-generation-from-strings) or for a `__proto__` key (a literal would set the prototype):
+ * the template copy is used there. Without `compile`, only a maker already made.
  */
 function makerFor(lower: string[], compile: boolean): Maker | null {
   const key = lower.join('\n'); // a header name has no line feed
