@@ -20,7 +20,7 @@
  *   so a callback may drive another parser (a response head releasing a held request) without clobbering
  *   the first one's bytes.
  */
-import { HeadTexts } from './head-texts.js';
+import { HeadTexts, MAX_SPANS, NO_SPANS } from './head-texts.js';
 import { cString, instantiate, memoryOf, methodName, type LlhttpWasm } from './llhttp-wasm.js';
 
 export interface ParserHandler {
@@ -83,6 +83,8 @@ let wasm: LlhttpWasm | null = null;
 let current: Llhttp | null = null;
 /** How many executes are running (callbacks may start another on a different parser). */
 let depth = 0;
+/** The head spans of the execute at each depth (see `HeadTexts.spans`), like the arena's input slots. */
+const spanBuffers: Int32Array[] = [];
 
 function load(): LlhttpWasm {
   if (wasm) return wasm;
@@ -143,6 +145,7 @@ export class Llhttp {
     const x = this.w.x;
     const own = depth >= SLOTS; // nested deeper than the arena serves: a slot of its own, freed below
     const slot = own ? x.malloc(SLICE) : this.w.arena + depth * SLICE;
+    this.texts.spans = own ? new Int32Array(2 * MAX_SPANS) : (spanBuffers[depth] ??= new Int32Array(2 * MAX_SPANS));
     depth++;
     // Restored on the way out (locals, not an object: this runs per chunk).
     const chunk = this.chunk;
@@ -168,6 +171,7 @@ export class Llhttp {
     } finally {
       depth--;
       if (own) x.free(slot);
+      this.texts.spans = NO_SPANS;
       this.chunk = chunk; this.base = base; this.input = input;
     }
   }
