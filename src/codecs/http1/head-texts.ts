@@ -34,8 +34,8 @@ export class HeadTexts {
   private spanning = true;
   /**
    * Start in the chunk and length of each name and value, in turn (2 * MAX_SPANS numbers). The adapter
-   * lends one per execute depth (its `spanBuffers`): spans never outlive the piece being executed, so a buffer
-   * of this size is not kept per connection (it was: ~5 KB more per idle connection, measured).
+   * lends one per execute depth (its `spanBuffers`): spans never outlive the piece being executed, so a
+   * buffer of this size is not kept per connection (it was: ~5 KB more per idle connection, measured).
    */
   spans: Int32Array = NO_SPANS;
   private nspans = 0;
