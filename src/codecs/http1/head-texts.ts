@@ -104,19 +104,21 @@ export class HeadTexts {
     const head = text(c, lo, hi - lo);
     if (this.urlAt >= 0) this.urlText = head.slice(this.urlAt - lo, this.urlAt - lo + this.urlLen);
     if (this.statusAt >= 0) this.statusText = head.slice(this.statusAt - lo, this.statusAt - lo + this.statusLen);
+    // While spanning nothing is in `raw` yet: span i is entry i.
     const raw = this.raw;
     const prev = this.prev;
     for (let i = 0; i < n; i++) {
       const at = sp[2 * i];
       const len = sp[2 * i + 1];
-      const k = raw.length;
       // A name the previous head had at this place is that string again (no string made, and the header
       // map's caches hit by identity); values are new slices.
-      const known = (k & 1) === 0 && k < prev.length ? prev[k] : undefined;
-      if (known !== undefined && known.length === len && sameBytes(c, at, known)) raw.push(known);
-      else raw.push(head.slice(at - lo, at - lo + len));
+      const known = (i & 1) === 0 && i < prev.length ? prev[i] : undefined;
+      raw.push(matches(c, at, len, known) ? known : head.slice(at - lo, at - lo + len));
     }
+    // Consumed: nothing is pending until spans are noted again.
     this.nspans = 0;
+    this.urlAt = -1;
+    this.statusAt = -1;
   }
 
   /** Whether spans are waiting to become strings. */
@@ -132,8 +134,6 @@ export class HeadTexts {
     // wire bytes), which is only a string made again, so the array is kept as it is, not copied.
     this.prev = raw.length <= 512 ? raw : raw.slice(0, 512);
     this.spanning = true;
-    this.urlAt = -1;
-    this.statusAt = -1;
     return trimValues(raw);
   }
 
@@ -181,16 +181,17 @@ function text(c: Buffer, from: number, len: number): string {
  * string, and an identical string lets the decoder's key cache hit by identity.
  */
 function textLike(c: Buffer, from: number, len: number, known: string | undefined): string {
-  return known !== undefined && known.length === len && sameBytes(c, from, known) ? known : text(c, from, len);
+  return matches(c, from, len, known) ? known : text(c, from, len);
 }
 
 /**
- * Whether `s` is the latin1 text of `c` from `at`; from the end, since what changes between messages
- * (counters, span ids, times) is mostly at the end.
+ * Whether `known` is the latin1 text of the `len` bytes of `c` at `at`; compared from the end, since what
+ * changes between messages (counters, span ids, times) is mostly at the end.
  */
-function sameBytes(c: Buffer, at: number, s: string): boolean {
-  let i = s.length - 1;
-  while (i >= 0 && c[at + i] === s.charCodeAt(i)) i--;
+function matches(c: Buffer, at: number, len: number, known: string | undefined): known is string {
+  if (known === undefined || known.length !== len) return false;
+  let i = len - 1;
+  while (i >= 0 && c[at + i] === known.charCodeAt(i)) i--;
   return i < 0;
 }
 
